@@ -1,0 +1,39 @@
+"""Shared fixtures: where the team's reference data lives, and small deterministic settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_data_dir() -> Path:
+    """``$GENFORGE_DATA`` or ``../shared/data`` beside the project (the team's reference folder)."""
+    override = os.environ.get("GENFORGE_DATA")
+    return Path(override) if override else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The reference data folder; tests that need it are skipped with the reason when it is absent."""
+    path = reference_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"reference data not found at {path} (set GENFORGE_DATA to its folder)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Two threads at most: CI has 2 cores, and oversubscription makes timings erratic."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, 2))
+    yield
+    torch.set_num_threads(before)
