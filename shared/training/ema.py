@@ -1,0 +1,63 @@
+"""Exponential moving average of a model's weights (used by diffusion and GAN generators especially).
+
+The shadow copy follows ``shadow = decay * shadow + (1 - decay) * param`` after every optimizer
+step; buffers (e.g. batch-norm statistics) are copied as they are. Float tensors are averaged in
+fp32 even when the model trains in lower precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """Shadow weights of ``model``; ``update`` after each step, ``copy_to`` / ``swapped`` to use them."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.shadow = {k: self._fp32(v).clone() for k, v in model.state_dict().items()}
+
+    @staticmethod
+    def _fp32(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().float() if t.is_floating_point() else t.detach()
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for key, value in model.state_dict().items():
+            shadow = self.shadow[key]
+            if value.is_floating_point():
+                shadow.lerp_(value.detach().float(), 1.0 - self.decay)
+            else:
+                shadow.copy_(value)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        """Overwrite ``model``'s weights with the EMA weights."""
+        model.load_state_dict(self.shadow)
+
+    @contextlib.contextmanager
+    def swapped(self, model: nn.Module) -> Iterator[nn.Module]:
+        """Temporarily run ``model`` with the EMA weights (e.g. for validation), then restore them."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.copy_to(model)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(backup)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise KeyError(f"EMA state lacks {len(missing)} key(s), e.g. {sorted(missing)[0]!r}")
+        for key, value in state.items():
+            if key in self.shadow:
+                self.shadow[key].copy_(value)
