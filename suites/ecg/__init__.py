@@ -1,0 +1,57 @@
+"""genforge.ecg: heartbeat anomaly detection on ECG recordings with a VAE (the first industry suite).
+
+Public API (imported lazily, so ``import genforge.ecg`` and the ``genforge`` CLI start fast)::
+
+    from genforge.ecg import read_record, beat_table, load_beats, ECGAnomalyDetector
+    record = read_record("mitdb/100")              # WFDB or CSV/Parquet (fs=...), resampled to 180 Hz
+    beats = beat_table(record)                     # one row per beat: RR features + aligned window
+    det = ECGAnomalyDetector().fit(normal_beats)   # sklearn outlier-detector API
+    det.predict(beats)                             # +1 normal / -1 abnormal
+
+Layout: ``data`` (read/validate), ``preprocess`` (filter, peaks, windows, RR), ``models`` (detector),
+``evaluate`` (MIT-BIH protocols and baselines), ``scoring`` (batch scoring), ``simulate`` (SIMULATED
+demo data), ``cli`` (``genforge ecg ...``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "INTERNAL_FS": "genforge.ecg.data",
+    "Record": "genforge.ecg.data",
+    "read_record": "genforge.ecg.data",
+    "read_wfdb": "genforge.ecg.data",
+    "read_table_signal": "genforge.ecg.data",
+    "record_from_array": "genforge.ecg.data",
+    "resolve_records": "genforge.ecg.data",
+    "data_root": "genforge.ecg.data",
+    "download": "genforge.ecg.data",
+    "AAMI": "genforge.ecg.data",
+    "DS1": "genforge.ecg.data",
+    "DS2": "genforge.ecg.data",
+    "beat_table": "genforge.ecg.preprocess",
+    "load_beats": "genforge.ecg.preprocess",
+    "bandpass": "genforge.ecg.preprocess",
+    "ECGAnomalyDetector": "genforge.ecg.models",
+    "run_evaluation": "genforge.ecg.evaluate:evaluate",
+    "metrics": "genforge.ecg.evaluate",
+    "format_table": "genforge.ecg.evaluate",
+    "score_record": "genforge.ecg.scoring",
+    "score_records": "genforge.ecg.scoring",
+    "simulate_record": "genforge.ecg.simulate",
+    "record_summary": "genforge.ecg.scoring",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'genforge.ecg' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
+    globals()[name] = value
+    return value

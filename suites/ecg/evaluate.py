@@ -1,0 +1,361 @@
+"""The MIT-BIH evaluation protocols, the baselines run beside the detector, and the metrics.
+
+Protocols (``genforge ecg evaluate --protocol ...``), all on reference beat positions (``.atr``) so that
+every annotated beat is scored and numbers are comparable with the literature:
+
+- ``inter``: train on the normal (AAMI N) beats of DS1, test on every beat of DS2 (de Chazal split);
+- ``intra`` (BeatGAN's protocol): the normal beats of the 44 non-paced records are pooled and split in 5
+  folds; each fold's normal beats plus *all* abnormal beats form its test set; metrics are fold means;
+- ``ds1-cv``: patient-wise 4-fold cross-validation inside DS1 only; this is where the detector's
+  settings (e.g. ``rr_weight``) are chosen, so DS2 is never used for tuning.
+
+Metrics: AUROC and average precision (abnormal = positive), AUROC per AAMI class against the N beats,
+sensitivity at 1% and 5% false-alarm rate (threshold at that quantile of the test normals), and the
+false-alarm rate / sensitivity at the detector's own threshold (set on held-out *training* normals).
+Baselines on the same beats: IsolationForest on beat features, PCA reconstruction error of the shape,
+Mahalanobis and 5-NN distances on RR features alone, and a plain (non-variational) autoencoder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genforge.ecg.data import DS1, DS2, PACED, data_root
+from genforge.ecg.models import ECGAnomalyDetector
+from genforge.ecg.preprocess import RR_COLS, WAVE_COLS, load_beats
+from genforge.errors import GenforgeError
+
+CLASSES = ("S", "V", "F", "Q")
+FARS = (0.01, 0.05)
+RR4 = ["rr_pre", "rr_post", "rr_local", "rr_avg"]
+ANCHORS = {
+    "inter": {
+        "Anobeat (published)": 0.894,
+        "Mahalanobis on 4 RR features (issue calibration)": 0.854,
+        "shape-only PCA error (issue calibration)": 0.685,
+    },
+    "intra": {
+        "BeatGAN (published, about)": 0.945,
+        "5-NN on 4 RR features (issue calibration)": 0.894,
+        "shape-only PCA error (issue calibration)": 0.739,
+    },
+    "ds1-cv": {},
+}
+GOALS = {"inter": 0.93, "intra": 0.97}
+RR_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def metrics(score: np.ndarray, aami: np.ndarray) -> dict[str, Any]:
+    """Detection metrics of an anomaly score (higher = abnormal) against AAMI labels."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    score = np.asarray(score, dtype=np.float64)
+    aami = np.asarray(aami)
+    normal = aami == "N"
+    y = ~normal
+    if y.all() or not y.any():
+        raise GenforgeError("metrics: the test beats need both normal (N) and abnormal beats")
+    out: dict[str, Any] = {
+        "auroc": float(roc_auc_score(y, score)),
+        "ap": float(average_precision_score(y, score)),
+        "per_class_auroc": {},
+        "sensitivity_at_far": {},
+    }
+    for c in CLASSES:
+        sel = normal | (aami == c)
+        if (aami == c).sum() > 0:
+            out["per_class_auroc"][c] = float(roc_auc_score(aami[sel] == c, score[sel]))
+    for far in FARS:
+        thr = np.quantile(score[normal], 1.0 - far)
+        out["sensitivity_at_far"][f"{far:g}"] = float((score[y] > thr).mean())
+    return out
+
+
+def _mean_metrics(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Average a list of metric dicts key by key (nested dicts too)."""
+    out: dict[str, Any] = {}
+    for key, value in folds[0].items():
+        if isinstance(value, dict):
+            out[key] = _mean_metrics([f[key] for f in folds if key in f])
+        elif isinstance(value, int | float):
+            out[key] = float(np.mean([f[key] for f in folds]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- baselines
+def _log_rr(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    return np.log(np.clip(frame[cols].to_numpy(np.float64), 1e-3, None))
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mu, sd = train.mean(0), train.std(0) + 1e-9
+    return [(a - mu) / sd for a in (train, *others)]
+
+
+def baseline_isolation_forest(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """IsolationForest on beat features: the shape (every 4th sample) and the log RR features."""
+    from sklearn.ensemble import IsolationForest
+
+    def feats(f: pd.DataFrame) -> np.ndarray:
+        return np.hstack([f[WAVE_COLS[::4]].to_numpy(np.float64), _log_rr(f, RR_COLS)])
+
+    model = IsolationForest(n_estimators=200, random_state=seed).fit(feats(train))
+    return -model.score_samples(feats(test))
+
+
+def baseline_pca_shape(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, k: int = 10) -> np.ndarray:
+    """Squared reconstruction error of the beat shape by a 10-component PCA (shape only, no timing)."""
+    from sklearn.decomposition import PCA
+
+    xtr, xte = train[WAVE_COLS].to_numpy(np.float64), test[WAVE_COLS].to_numpy(np.float64)
+    pca = PCA(n_components=k, random_state=seed).fit(xtr)
+    return ((xte - pca.inverse_transform(pca.transform(xte))) ** 2).sum(1)
+
+
+def baseline_rr_mahalanobis(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """Mahalanobis distance on four log RR features (previous, next, local, 5-min average), no shape."""
+    from sklearn.covariance import EmpiricalCovariance
+
+    xtr, xte = _log_rr(train, RR4), _log_rr(test, RR4)
+    return EmpiricalCovariance().fit(xtr).mahalanobis(xte)
+
+
+def baseline_rr_knn(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, k: int = 5) -> np.ndarray:
+    """Mean distance to the 5 nearest training beats on the four standardised log RR features."""
+    from sklearn.neighbors import NearestNeighbors
+
+    xtr, xte = _standardise(_log_rr(train, RR4), _log_rr(test, RR4))
+    nn = NearestNeighbors(n_neighbors=k).fit(xtr)
+    return nn.kneighbors(xte)[0].mean(1)
+
+
+class _PlainAE(torch.nn.Module):
+    """A plain (deterministic) MLP autoencoder of the beat shape: 128 -> 64 -> 16 -> 64 -> 128."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        act = torch.nn.SiLU
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(n, 64),
+            act(),
+            torch.nn.Linear(64, 16),
+            act(),
+            torch.nn.Linear(16, 64),
+            act(),
+            torch.nn.Linear(64, n),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def baseline_autoencoder(
+    train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, steps: int = 1500
+) -> np.ndarray:
+    """Squared reconstruction error of a plain autoencoder trained (Adam, MSE) on the normal shapes."""
+    torch.manual_seed(seed)
+    xtr = torch.from_numpy(train[WAVE_COLS].to_numpy(np.float32))
+    xte = torch.from_numpy(test[WAVE_COLS].to_numpy(np.float32))
+    model = _PlainAE(xtr.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        batch = xtr[torch.randint(len(xtr), (256,), generator=gen)]
+        loss = torch.nn.functional.mse_loss(model(batch), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return ((model(xte) - xte) ** 2).sum(1).numpy()
+
+
+BASELINES: dict[str, Callable[..., np.ndarray]] = {
+    "isolation_forest": baseline_isolation_forest,
+    "pca_shape": baseline_pca_shape,
+    "rr_mahalanobis": baseline_rr_mahalanobis,
+    "rr_knn5": baseline_rr_knn,
+    "plain_autoencoder": baseline_autoencoder,
+}
+
+
+# ---------------------------------------------------------------------------------------- protocols
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["aami"] != ""].reset_index(drop=True)
+
+
+def _run_split(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    params: dict[str, Any],
+    seed: int,
+    baselines: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Fit the detector and the baselines on ``train`` (normal beats), score ``test``; metrics of each."""
+    t0 = time.perf_counter()
+    det = ECGAnomalyDetector(**{**params, "seed": seed}).fit(train)
+    parts = det.score_parts(test)
+    fit_s = time.perf_counter() - t0
+    aami = test["aami"].to_numpy()
+    res = metrics(parts["score"].to_numpy(), aami)
+    flagged = det.predict(test) == -1
+    normal = aami == "N"
+    res["at_threshold"] = {
+        "false_alarm_rate": float(flagged[normal].mean()),
+        "sensitivity": float(flagged[~normal].mean()),
+    }
+    res["components"] = {
+        "shape_only": metrics(parts["shape"].to_numpy(), aami)["auroc"],
+        "timing_only": metrics(parts["timing"].to_numpy(), aami)["auroc"],
+    }
+    res["seconds"] = fit_s
+    log(
+        f"  detector auroc {res['auroc']:.4f} (shape {res['components']['shape_only']:.4f}, "
+        f"timing {res['components']['timing_only']:.4f}) in {fit_s:.0f} s"
+    )
+    res["baselines"] = {}
+    if baselines:
+        for name, fn in BASELINES.items():
+            t1 = time.perf_counter()
+            res["baselines"][name] = metrics(fn(train, test, seed=seed), aami)
+            res["baselines"][name]["seconds"] = time.perf_counter() - t1
+            log(f"  {name} auroc {res['baselines'][name]['auroc']:.4f}")
+    return res
+
+
+def evaluate(
+    data: str | Path | None,
+    protocol: str = "inter",
+    params: dict[str, Any] | None = None,
+    folds: int = 5,
+    baselines: bool = True,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run one protocol; returns the JSON-ready result (top-level ``auroc``, ``ap``, ``per_class_auroc``,
+    ``baselines``, ...). ``params`` overrides :class:`ECGAnomalyDetector` settings."""
+    if protocol not in ANCHORS:
+        raise GenforgeError(f"--protocol {protocol!r}: expected one of {', '.join(ANCHORS)}")
+    root = data_root(data)
+    params = dict(params or {})
+    started = time.perf_counter()
+    if protocol == "inter":
+        beats = _labelled(load_beats(root, [*DS1, *DS2], peaks="reference", cache_dir=cache_dir))
+        train = beats[beats["record"].isin(DS1) & (beats["aami"] == "N")].reset_index(drop=True)
+        test = beats[beats["record"].isin(DS2)].reset_index(drop=True)
+        log(f"inter-patient: {len(train)} normal DS1 training beats, {len(test)} DS2 test beats")
+        res = _run_split(train, test, params, seed, baselines, log)
+        res["n_train"], res["n_test"] = len(train), len(test)
+        res["test_counts"] = test["aami"].value_counts().to_dict()
+    elif protocol == "intra":
+        names = sorted(h.stem for h in root.glob("*.hea") if h.stem not in PACED)
+        beats = _labelled(load_beats(root, names, peaks="reference", cache_dir=cache_dir))
+        normal_idx = np.flatnonzero(beats["aami"].to_numpy() == "N")
+        abnormal = beats[beats["aami"] != "N"]
+        rng = np.random.default_rng(seed)
+        parts = np.array_split(rng.permutation(normal_idx), 5)
+        fold_results = []
+        for k in range(min(folds, 5)):
+            test = pd.concat([beats.iloc[parts[k]], abnormal], ignore_index=True)
+            train = beats.iloc[np.concatenate([p for j, p in enumerate(parts) if j != k])].reset_index(
+                drop=True
+            )
+            log(f"intra-patient fold {k + 1}/5: {len(train)} training normals, {len(test)} test beats")
+            fold_results.append(_run_split(train, test, params, seed + k, baselines, log))
+        res = _mean_metrics(fold_results)
+        res["baselines"] = {
+            name: _mean_metrics([f["baselines"][name] for f in fold_results])
+            for name in fold_results[0]["baselines"]
+        }
+        res["folds"] = [{"auroc": f["auroc"], "ap": f["ap"]} for f in fold_results]
+        res["n_records"] = len(names)
+    else:
+        res = _ds1_cv(root, params, seed, cache_dir, log)
+    res["protocol"] = protocol
+    res["anchors"] = ANCHORS[protocol]
+    if protocol in GOALS:
+        res["goal_auroc"] = GOALS[protocol]
+    res["settings"] = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in ECGAnomalyDetector(**params).get_params().items()
+    }
+    res["total_seconds"] = time.perf_counter() - started
+    return res
+
+
+def _ds1_cv(
+    root: Path, params: dict[str, Any], seed: int, cache_dir: Path | None, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Patient-wise 4-fold CV inside DS1; AUROC of the detector for each rr_weight in RR_WEIGHTS."""
+    beats = _labelled(load_beats(root, list(DS1), peaks="reference", cache_dir=cache_dir))
+    records = np.random.default_rng(seed).permutation(np.array(DS1))
+    groups = [records[i::4] for i in range(4)]
+    score_by_w: dict[float, np.ndarray] = {w: np.zeros(len(beats)) for w in RR_WEIGHTS}
+    shape = np.zeros(len(beats))
+    for k, group in enumerate(groups):
+        test_mask = beats["record"].isin(group).to_numpy()
+        train = beats[~test_mask & (beats["aami"] == "N").to_numpy()].reset_index(drop=True)
+        det = ECGAnomalyDetector(**{**params, "seed": seed + k}).fit(train)
+        parts = det.score_parts(beats[test_mask])
+        zs = (parts["shape"].to_numpy() - det.vae_center_) / det.vae_scale_
+        zr = (parts["timing"].to_numpy() - det.rr_center_) / det.rr_scale_
+        for w in RR_WEIGHTS:
+            score_by_w[w][test_mask] = zs + w * zr
+        shape[test_mask] = zs
+        log(f"  fold {k + 1}/4 (test records {', '.join(group)}) done")
+    aami = beats["aami"].to_numpy()
+    by_w = {f"{w:g}": metrics(score_by_w[w], aami)["auroc"] for w in RR_WEIGHTS}
+    best = max(by_w, key=by_w.get)
+    for w, a in by_w.items():
+        log(f"  rr_weight {w}: AUROC {a:.4f}")
+    out = metrics(score_by_w[float(best)], aami)
+    out["auroc_by_rr_weight"] = by_w
+    out["best_rr_weight"] = float(best)
+    out["baselines"] = {}
+    return out
+
+
+# ------------------------------------------------------------------------------------------- report
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table: detector, baselines and anchors, with AUROC, AP, per-class AUROC, sens@FAR."""
+    head = f"{'method':44s} {'AUROC':>6s} {'AP':>6s} " + " ".join(f"{c:>5s}" for c in CLASSES)
+    head += f" {'se@1%':>6s} {'se@5%':>6s}"
+    lines = [f"MIT-BIH, protocol {result['protocol']}", head, "-" * len(head)]
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        pc = m.get("per_class_auroc", {})
+        se = m.get("sensitivity_at_far", {})
+        cells = " ".join(f"{pc[c]:5.3f}" if c in pc else f"{'-':>5s}" for c in CLASSES)
+        return (
+            f"{name:44s} {m['auroc']:6.3f} {m.get('ap', float('nan')):6.3f} {cells} "
+            f"{se.get('0.01', float('nan')):6.3f} {se.get('0.05', float('nan')):6.3f}"
+        )
+
+    lines.append(row("ECGAnomalyDetector (VAE shape + RR timing)", result))
+    for name, m in result.get("baselines", {}).items():
+        lines.append(row(f"baseline: {name}", m))
+    for name, value in result.get("anchors", {}).items():
+        lines.append(f"{'anchor: ' + name:44s} {value:6.3f}")
+    if "goal_auroc" in result:
+        lines.append(f"{'goal':44s} {result['goal_auroc']:6.3f}")
+    if "at_threshold" in result:
+        t = result["at_threshold"]
+        lines.append(
+            f"at the detector's own threshold: false-alarm rate {t['false_alarm_rate']:.3f}, "
+            f"sensitivity {t['sensitivity']:.3f}"
+        )
+    if "auroc_by_rr_weight" in result:
+        lines.append(
+            "rr_weight -> AUROC: "
+            + ", ".join(f"{w}: {a:.4f}" for w, a in result["auroc_by_rr_weight"].items())
+        )
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Batch scoring of records: one row per beat, resumable per record, atomic outputs, torchrun-aware.
+
+``score_records`` is what ``genforge ecg score`` runs. Each record's beats are written to a part file in
+a work folder (``<out>.parts/<model fingerprint>/``) as soon as the record is done, so a rerun skips the
+finished records; the final Parquet table is merged from the part files and written atomically. Under
+``torchrun`` the records are split across ranks (``genforge.training.distributed.shard``); rank 0 merges
+once every rank has finished. A record that cannot be read or scored is reported and skipped.
+A WFDB annotation file of the flagged beats (extension ``.gfa``, comment annotations whose note holds the
+score) is written per record beside the output, where WFDB viewers find it next to the record's header
+when the output lives in the records' folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genforge.ecg.data import read_record, resolve_records
+from genforge.ecg.models import ECGAnomalyDetector
+from genforge.ecg.preprocess import beat_table
+from genforge.errors import GenforgeError
+from genforge.io import atomic_path, write_table_atomic, write_text_atomic
+
+OUT_COLS = ["record", "sample", "time_s", "score", "flag", "symbol", "aami", "shape_score", "timing_score"]
+ANN_EXT = "gfa"
+
+
+def score_record(
+    detector: ECGAnomalyDetector,
+    path: str | os.PathLike[str],
+    lead: str | None = None,
+    fs: float | None = None,
+    peaks: str = "detect",
+    threshold: float | None = None,
+    beats: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Score every beat of one record: the output columns :data:`OUT_COLS` (``score`` higher = abnormal)."""
+    if beats is None:
+        beats = beat_table(read_record(path, lead=lead, fs=fs), peaks=peaks)
+    parts = detector.score_parts(beats)
+    thr = detector.threshold_ if threshold is None else float(threshold)
+    return pd.DataFrame(
+        {
+            "record": beats["record"].to_numpy(),
+            "sample": beats["sample"].to_numpy(np.int64),
+            "time_s": beats["time_s"].to_numpy(np.float64),
+            "score": parts["score"].to_numpy(),
+            "flag": parts["score"].to_numpy() > thr,
+            "symbol": beats["symbol"].astype(str).to_numpy(),
+            "aami": beats["aami"].astype(str).to_numpy(),
+            "shape_score": parts["shape"].to_numpy(),
+            "timing_score": parts["timing"].to_numpy(),
+        }
+    )
+
+
+@dataclass
+class ScoreReport:
+    """What a scoring run did: the records scored now, skipped (already done), and failed (with why)."""
+
+    out: Path
+    scored: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    n_records: int = 0
+    n_beats: int = 0
+    n_flagged: int = 0
+
+
+def model_fingerprint(
+    model_dir: str | os.PathLike[str], threshold: float | None, peaks: str, lead: str | None, fs: float | None
+) -> str:
+    """A short hash of the model files and the scoring options: part files of another setup are not reused."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        p = Path(model_dir) / name
+        if p.exists():
+            h.update(p.read_bytes())
+    h.update(repr((threshold, peaks, lead, fs)).encode())
+    return h.hexdigest()[:16]
+
+
+def score_records(
+    paths: list[str | os.PathLike[str]],
+    model_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    lead: str | None = None,
+    fs: float | None = None,
+    peaks: str = "detect",
+    threshold: float | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> ScoreReport:
+    """Score records (files or folders) into one Parquet table; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from genforge.training import distributed as dist
+
+    out = Path(out)
+    if out.suffix.lower() not in {".parquet", ".pq"}:
+        raise GenforgeError(f"--out {out}: expected a .parquet file name")
+    if out.is_dir():
+        raise GenforgeError(f"--out {out}: is a folder; expected a .parquet file name")
+    records = resolve_records(list(paths))
+    keys = _unique_keys(records)
+    detector = ECGAnomalyDetector.load(model_dir)
+    fp = model_fingerprint(model_dir, threshold, peaks, lead, fs)
+    parts_dir = Path(work_dir) if work_dir else out.with_name(out.name + ".parts")
+    parts_dir = parts_dir / fp
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    dist.init()
+    report = ScoreReport(out=out)
+    mine = list(dist.shard(list(zip(keys, records, strict=True))))
+    bar = tqdm(mine, desc="score", unit="record", disable=None if progress else True)
+    for key, rec in bar:
+        part = parts_dir / f"{key}.parquet"
+        error = parts_dir / f"{key}.error.txt"
+        if part.exists():
+            report.resumed.append(key)
+            continue
+        bar.set_postfix_str(key)
+        try:
+            table = score_record(detector, rec, lead=lead, fs=fs, peaks=peaks, threshold=threshold)
+        except GenforgeError as exc:
+            write_text_atomic(error, str(exc))
+            continue
+        if error.exists():
+            error.unlink()
+        write_table_atomic(part, table)
+        report.scored.append(key)
+    bar.close()
+    dist.barrier()
+    if not dist.is_main():
+        return report
+    frames = []
+    for key in keys:
+        part, error = parts_dir / f"{key}.parquet", parts_dir / f"{key}.error.txt"
+        if part.exists():
+            frames.append(pd.read_parquet(part))
+        elif error.exists():
+            report.failed[key] = error.read_text().strip()
+            echo(f"error: {report.failed[key]}")
+        else:
+            report.failed[key] = f"{key}: not scored (another rank failed?)"
+    if frames:
+        table = pd.concat(frames, ignore_index=True)[OUT_COLS]
+        table.attrs = {}
+        write_table_atomic(out, table)
+        write_annotations(table, out.parent)
+        report.n_records = len(frames)
+        report.n_beats, report.n_flagged = len(table), int(table["flag"].sum())
+    work_root = parts_dir.parent if parts_dir.parent.name.endswith(".parts") else parts_dir
+    if not report.failed or not frames:  # complete, or nothing worth resuming: leave no work files behind
+        shutil.rmtree(work_root, ignore_errors=True)
+    return report
+
+
+def write_annotations(table: pd.DataFrame, directory: Path) -> list[Path]:
+    """One WFDB annotation file ``<record>.gfa`` per record with its flagged beats (comment + score)."""
+    import wfdb
+
+    written = []
+    for record, group in table.groupby("record", sort=False):
+        flagged = group[group["flag"]]
+        target = directory / f"{record}.{ANN_EXT}"
+        with tempfile.TemporaryDirectory(dir=directory) as tmp:
+            samples = flagged["sample"].to_numpy(np.int64)
+            if len(samples) == 0:  # wrann cannot write an empty file; keep a one-line text marker out
+                if target.exists():
+                    target.unlink()
+                continue
+            wfdb.wrann(
+                str(record),
+                ANN_EXT,
+                samples,
+                symbol=['"'] * len(samples),
+                aux_note=[f"anomaly {s:.2f}" for s in flagged["score"]],
+                write_dir=tmp,
+            )
+            with atomic_path(target) as final:
+                shutil.copyfile(Path(tmp) / f"{record}.{ANN_EXT}", final)
+        written.append(target)
+    return written
+
+
+def _unique_keys(records: list[Path]) -> list[str]:
+    keys, seen = [], {}
+    for rec in records:
+        key = rec.stem if rec.suffix.lower() in {".csv", ".parquet", ".pq"} else rec.name
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key}_{seen[key]}")
+    return keys
+
+
+def record_summary(table: pd.DataFrame) -> dict[str, object]:
+    """Beats, flagged beats and percentage; per reference class counts (all and flagged) when labelled."""
+    n = int(len(table))
+    flagged = int(table["flag"].sum()) if n else 0
+    out: dict[str, object] = {
+        "beats": n,
+        "flagged": flagged,
+        "flagged_pct": 100.0 * flagged / n if n else 0.0,
+    }
+    if n and "aami" in table and (table["aami"] != "").any():
+        counts = table.groupby("aami")["flag"].agg(["size", "sum"])
+        out["per_class"] = {
+            str(k or "unlabelled"): {"beats": int(r["size"]), "flagged": int(r["sum"])}
+            for k, r in counts.iterrows()
+        }
+    return out

@@ -1,0 +1,120 @@
+"""`genforge ecg` through the real entry point: train, score (resume, bad records), evaluate helpers, demo."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genforge.cli import main
+from genforge.ecg import format_table, metrics
+from genforge.ecg.evaluate import BASELINES
+
+from .conftest import TEST_RECORD, TRAIN_RECORDS
+
+
+def _copy(mitdb: Path, names: list[str], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        for ext in ("hea", "dat", "atr"):
+            shutil.copy(mitdb / f"{n}.{ext}", folder / f"{n}.{ext}")
+    return folder
+
+
+def test_train_score_resume_and_bad_record(mitdb: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    records = _copy(mitdb, ["100", TEST_RECORD], tmp_path / "records")
+    model = tmp_path / "model"
+    rc = main(
+        ["ecg", "train", "--data", str(records), "--records", "100", "--out", str(model), "--max-steps", "60"]
+    )
+    assert rc == 0 and (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+
+    bad = records / "bad"
+    shutil.copy(records / "100.hea", bad.with_suffix(".hea"))
+    (bad.with_suffix(".hea")).write_text((records / "100.hea").read_text().replace("100", "bad"))
+    bad.with_suffix(".dat").write_bytes((records / "100.dat").read_bytes()[:1000])
+    out = tmp_path / "out" / "scores.parquet"
+    capsys.readouterr()
+    rc = main(["ecg", "score", str(records), "--model", str(model), "--out", str(out)])
+    err = capsys.readouterr()
+    assert rc == 1  # one record failed, the others were scored
+    assert "bad.dat: truncated: header says 650000 samples" in err.err
+    table = pd.read_parquet(out)
+    assert {"record", "sample", "time_s", "score", "flag", "symbol"} <= set(table.columns)
+    assert set(table["record"]) == {"100", TEST_RECORD}
+    assert table["sample"].max() < 650_000 and (table["time_s"] - table["sample"] / 360).abs().max() < 1e-9
+    v = table[table["symbol"] == "V"]
+    n100 = table[(table["symbol"] == "N") & (table["record"] == "100")]  # the training record's normal beats
+    assert v["flag"].mean() > 0.8 and n100["flag"].mean() < 0.1
+    assert (out.parent / f"{TEST_RECORD}.gfa").is_file()  # WFDB annotations of the flagged beats
+    import wfdb
+
+    ann = wfdb.rdann(str(out.parent / TEST_RECORD), "gfa")
+    assert len(ann.sample) == int(table[table["record"] == TEST_RECORD]["flag"].sum())
+
+    # rerun without the bad record: the two finished records are not scored again
+    for f in records.glob("bad.*"):
+        f.unlink()
+    rc = main(["ecg", "score", str(records), "--model", str(model), "--out", str(out)])
+    assert rc == 0
+    assert "2 records in the output (0 scored now by this process, 2 already done), 0 failed" in (
+        capsys.readouterr().out
+    )
+    assert not list(out.parent.glob("*.parts"))  # work folder removed after a complete run
+
+
+def test_score_bad_inputs_leave_no_output(small_model, tmp_path: Path, capsys) -> None:
+    _, model = small_model
+    x = np.full(5000, np.nan)
+    pd.DataFrame({"MLII": x}).to_csv(tmp_path / "nan.csv", index=False)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    out = tmp_path / "o" / "scores.parquet"
+    for name in ("nan.csv", "empty.csv"):
+        rc = main(
+            ["ecg", "score", str(tmp_path / name), "--model", str(model), "--out", str(out), "--fs", "360"]
+        )
+        err = capsys.readouterr().err
+        assert rc == 1 and f"{name}:" in err
+        assert (
+            not out.exists() and not list(out.parent.glob("*.gfa")) and not list(out.parent.glob("*.parts"))
+        )
+    rc = main(["ecg", "score", str(tmp_path / "nan.csv"), "--model", str(tmp_path), "--out", str(out)])
+    assert rc == 2 and "error:" in capsys.readouterr().err  # not a model folder: one line, exit 2
+
+
+def test_metrics_and_table() -> None:
+    aami = np.array(["N"] * 90 + ["V"] * 5 + ["S"] * 5)
+    score = np.r_[np.linspace(0, 1, 90), np.full(5, 2.0), np.linspace(0.5, 0.6, 5)]
+    m = metrics(score, aami)
+    assert m["per_class_auroc"]["V"] == 1.0 and 0.3 < m["per_class_auroc"]["S"] < 0.7
+    assert m["sensitivity_at_far"]["0.01"] == pytest.approx(0.5)
+    result = {**m, "protocol": "inter", "baselines": {"pca_shape": m}, "anchors": {"Anobeat": 0.894}}
+    text = format_table(result)
+    assert "baseline: pca_shape" in text and "anchor: Anobeat" in text and "0.894" in text
+
+
+def test_baselines_run_on_beats(small_beats) -> None:
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    test = small_beats[small_beats["record"] == TEST_RECORD]
+    aami = test["aami"].to_numpy()
+    for name, fn in BASELINES.items():
+        kwargs = {"steps": 200} if name == "plain_autoencoder" else {}
+        auroc = metrics(fn(train, test, **kwargs), aami)["auroc"]
+        assert 0.5 < auroc <= 1.0, (name, auroc)
+
+
+def test_demo_is_labelled_simulated(tmp_path: Path) -> None:
+    from genforge.ecg.cli import run_demo
+
+    result = run_demo(tmp_path, quick=True)
+    assert result["data"].startswith("SIMULATED")
+    assert result["auroc"] > 0.8 and result["per_class_auroc"]["V"] > 0.9
+    assert (tmp_path / "SIMULATED_metrics.json").is_file() and (
+        tmp_path / "SIMULATED_scores.parquet"
+    ).is_file()
+    text = (tmp_path / "SIMULATED_README.txt").read_text()
+    assert "SIMULATED" in text and "genforge ecg evaluate" in text

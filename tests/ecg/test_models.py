@@ -1,0 +1,85 @@
+"""Beats and the detector on real MIT-BIH records: alignment, RR, learning, sklearn API, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genforge.ecg import ECGAnomalyDetector, beat_table, metrics, read_record
+from genforge.ecg.preprocess import PRE, RR_COLS, WAVE_COLS, align_peaks, bandpass
+from genforge.errors import GenforgeError
+
+from .conftest import TEST_RECORD, TRAIN_RECORDS
+
+
+def test_beat_table_reference_matches_annotations(small_beats) -> None:
+    b100 = small_beats[small_beats["record"] == "100"]
+    assert len(b100) == 2273  # all beat annotations of record 100 (AAMI classes)
+    assert set(b100["aami"]) == {"N", "S", "V"}
+    # windows are aligned on the R peak: the median beat peaks at the window's R position
+    assert abs(int(np.argmax(b100[WAVE_COLS].median().to_numpy())) - PRE) <= 1
+    # RR features: seconds, and the ratio of the previous RR to the local RR is ~1 for normal beats
+    normal = b100[b100["aami"] == "N"]
+    assert 0.7 < normal["rr_pre"].median() < 0.9
+    assert abs(normal["rr_pre_ratio"].median() - 1) < 0.03
+    premature = b100[b100["aami"] == "S"]
+    assert premature["rr_pre_ratio"].median() < 0.8  # premature atrial beats come early
+
+
+def test_alignment_corrects_offset_annotations(mitdb) -> None:
+    rec = read_record(mitdb / "100")
+    y = bandpass(rec.signal, rec.fs)
+    ref = rec.to_internal(rec.ann_samples[np.isin(rec.ann_symbols, ["N"])])
+    aligned = align_peaks(y, ref, rec.fs)
+    shifted = align_peaks(y, ref + 4, rec.fs)  # annotations 22 ms late, as in some databases
+    assert np.mean(aligned == shifted) > 0.98
+
+
+def test_detected_peaks_find_the_annotated_beats(mitdb) -> None:
+    rec = read_record(mitdb / "100")
+    det = beat_table(rec, peaks="detect")
+    ref = beat_table(rec, peaks="reference")
+    assert abs(len(det) - len(ref)) <= 5
+    assert (det["symbol"] != "").mean() > 0.99  # nearly every detection matches an annotation within 150 ms
+    inverted = rec
+    inverted.signal = -rec.signal  # polarity is corrected: same beats found on an inverted lead
+    assert abs(len(beat_table(inverted, peaks="detect")) - len(det)) <= 5
+
+
+def test_detector_learns_and_separates_abnormal_beats(small_model, small_beats) -> None:
+    det, _ = small_model
+    hist = det.train_result_.history
+    assert hist[-1]["loss"] < hist[0]["loss"] - 0.2  # learning happened
+    test = small_beats[small_beats["record"] == TEST_RECORD]
+    parts = det.score_parts(test)
+    aami = test["aami"].to_numpy()
+    m = metrics(parts["score"].to_numpy(), aami)
+    assert m["per_class_auroc"]["V"] > 0.95, m
+    assert metrics(parts["shape"].to_numpy(), aami)["auroc"] > 0.9  # the VAE's shape score alone
+
+
+def test_sklearn_api_and_threshold(small_model, small_beats) -> None:
+    det, _ = small_model
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    pred = det.predict(train)
+    assert set(np.unique(pred)) <= {-1, 1}
+    assert 0.003 < (pred == -1).mean() < 0.06  # target_far=0.02 on held-out normals
+    np.testing.assert_allclose(det.decision_function(train), det.score_samples(train) - det.offset_)
+    np.testing.assert_allclose(det.score_samples(train), -det.anomaly_score(train))
+    assert det.get_params()["architecture"] == "mlp"
+    with pytest.raises(GenforgeError, match="not fitted"):
+        ECGAnomalyDetector().predict(train)
+
+
+def test_save_load_roundtrip_and_explain(small_model, small_beats) -> None:
+    det, folder = small_model
+    again = ECGAnomalyDetector.load(folder)
+    beats = small_beats.iloc[:300]
+    np.testing.assert_allclose(again.anomaly_score(beats), det.anomaly_score(beats), rtol=1e-5, atol=1e-5)
+    assert again.threshold_ == pytest.approx(det.threshold_)
+    ex = det.explain(beats.iloc[[10]])
+    assert list(ex.columns) == ["t_ms", "input", "reconstruction", "template", "error"]
+    assert len(ex) == len(WAVE_COLS) and ex["t_ms"].iloc[PRE] == 0
+    # a normal beat is reconstructed closely (correlation with the input)
+    assert np.corrcoef(ex["input"], ex["reconstruction"])[0, 1] > 0.9
+    assert set(RR_COLS) <= set(beats.columns)
