@@ -1,0 +1,404 @@
+"""A decoder-only GPT (nanoGPT-shaped) with fast KV-cache generation.
+
+One readable file, in the spirit of nanoGPT's ``model.py``:
+
+- ``GPTConfig`` / ``GPT``: token + learned position embeddings, pre-LayerNorm blocks with a fused
+  query/key/value projection, attention through ``torch.nn.functional.scaled_dot_product_attention``
+  (flash / memory-efficient kernels on GPU), a GELU MLP, and a language-model head tied to the token
+  embedding. ``training_loss((x, y))`` is next-token cross-entropy.
+- ``GPT.generate``: autoregressive decoding with temperature, top-k, top-p (nucleus) and CTRL-style
+  repetition penalty. With ``use_cache=True`` keys and values live in a cache allocated once for the
+  whole generation (``KVCache``); each step writes one position in place, so nothing is concatenated
+  or re-allocated per token. ``temperature == 0`` means greedy decoding.
+- Context longer than ``block_size``: like nanoGPT the model only ever sees the last ``block_size``
+  tokens. Position embeddings are absolute, so a cache cannot simply slide (every cached key was
+  computed at a position that shifts). Once the sequence exceeds ``block_size`` the cached path
+  therefore falls back to recomputing the cropped window each step; this gives exactly the tokens
+  of the uncached path, at uncached speed for those steps.
+- ``GPT.compile_decode()`` optionally wraps the single-token decode step in ``torch.compile``
+  (dynamic shapes: one graph for every batch size and cache length). On CPU this removes most
+  per-step Python overhead; if compilation fails the eager step is used.
+
+The logit filters (``top_k_filter``, ``top_p_filter``, ``apply_repetition_penalty``) are plain
+functions so they can be tested, and reused, on their own.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genforge.errors import GenforgeError
+from genforge.registry import register_model
+
+
+@dataclass
+class GPTConfig:
+    """Size of a GPT. Defaults are a small character model (nanoGPT's CPU shakespeare_char size)."""
+
+    vocab_size: int = 65
+    block_size: int = 64  # longest context the model attends to
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm layers (GPT-2 has them)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if int(getattr(self, name)) < 1:
+                raise GenforgeError(f"GPTConfig.{name} = {getattr(self, name)}; expected a positive integer")
+        if self.n_embd % self.n_head:
+            raise GenforgeError(
+                f"GPTConfig.n_embd = {self.n_embd} is not divisible by n_head = {self.n_head}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise GenforgeError(f"GPTConfig.dropout = {self.dropout}; expected a value in [0, 1)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Logit filters for sampling
+# --------------------------------------------------------------------------------------------------
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the ``k`` largest logits of each row; the rest become ``-inf`` (ties at the k-th value stay)."""
+    if k <= 0:
+        raise GenforgeError(f"top_k = {k}; expected a positive integer")
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability mass reaches ``p``.
+
+    A token is kept when the mass of the tokens ranked above it is still below ``p``; the most
+    likely token is always kept.
+    """
+    if not 0.0 < p <= 1.0:
+        raise GenforgeError(f"top_p = {p}; expected a value in (0, 1]")
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = torch.cumsum(probs, dim=-1) - probs
+    remove_sorted = mass_before >= p
+    remove_sorted[..., 0] = False
+    remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
+    """CTRL-style repetition penalty (Keskar et al. 2019), as in Hugging Face's processor.
+
+    For every token already in the sequence (``seen``: bool ``[B, V]``), a positive logit is divided
+    by ``penalty`` and a negative one multiplied by it, so ``penalty > 1`` always makes repeats less
+    likely.
+    """
+    if penalty <= 0:
+        raise GenforgeError(f"repetition_penalty = {penalty}; expected a positive number")
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------
+
+
+class KVCache:
+    """Keys and values of every layer, allocated once: ``k[layer]`` is ``[B, n_head, max_len, head_dim]``.
+
+    One tensor per layer (not one big tensor sliced per layer), so a compiled step mutates each
+    buffer in place instead of copying a shared base. ``length`` is the number of positions filled.
+    """
+
+    def __init__(self, config: GPTConfig, batch: int, max_len: int, device, dtype) -> None:
+        shape = (batch, config.n_head, max_len, config.n_embd // config.n_head)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.max_len = max_len
+        self.length = 0
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with one fused qkv projection and SDPA."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_dim = config.n_embd // config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        B, T, C = x.shape
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, nh, T, hd]
+        return q, k, v
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """Causal attention over ``x``; with ``cache`` the new keys/values are stored at
+        positions ``cache.length ...`` and the queries attend to everything cached so far."""
+        B, T, C = x.shape
+        q, k, v = self._heads(x)
+        if cache is None:
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:
+            start, end = cache.length, cache.length + T
+            cache.k[layer][:, :, start:end] = k
+            cache.v[layer][:, :, start:end] = v
+            keys, values = cache.k[layer][:, :, :end], cache.v[layer][:, :, :end]
+            if T == 1 or start == 0:
+                # one new query sees every cached position; a fresh prompt is plainly causal
+                y = F.scaled_dot_product_attention(q, keys, values, is_causal=T > 1)
+            else:  # several new tokens after a cached prefix: causal mask offset by `start`
+                mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+@register_model("gpt")
+class GPT(nn.Module):
+    """Decoder-only transformer language model over integer tokens ``[B, T]``."""
+
+    config_class = GPTConfig
+    family = "transformer"
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied input/output embedding
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual projections by 1/sqrt(2 * n_layer) so the residual stream's
+        # variance does not grow with depth
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        self._compiled_step = None
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self, non_embedding: bool = True) -> int:
+        """Parameter count; by default without the position embedding (as nanoGPT reports it)."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    # ---------------------------------------------------------------------------------- training
+
+    def forward(self, idx: Tensor, cache: KVCache | None = None, last_only: bool = False) -> Tensor:
+        """Logits ``[B, T, vocab]`` for tokens ``idx`` (``[B, 1, vocab]`` with ``last_only``).
+
+        With ``cache`` the tokens continue the cached sequence (positions start at
+        ``cache.length``), and the cache is advanced by ``T``.
+        """
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise GenforgeError(
+                f"sequence of {start + T} tokens exceeds the model's block_size = {self.config.block_size}"
+            )
+        # positions start..start+T-1: a slice of the position table (no per-step arange/gather)
+        x = self.drop(self.wte(idx) + self.wpe.weight[start : start + T])
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.length += T
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.ln_f(x))
+
+    def training_loss(self, batch) -> dict[str, Tensor]:
+        """Next-token cross-entropy; ``batch`` is ``(x, y)`` with ``y`` the targets (``-1`` = ignore)."""
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            x, y = batch
+        elif isinstance(batch, Tensor):  # a bare sequence: predict each token from the ones before
+            x, y = batch[:, :-1], batch[:, 1:]
+        else:
+            raise GenforgeError("GPT.training_loss: expected a batch (x, y) of token tensors or a Tensor")
+        logits = self(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1)
+        return {"loss": loss}
+
+    # -------------------------------------------------------------------------------- generation
+
+    def compile_decode(self, **compile_kwargs) -> bool:
+        """Compile the one-token decode step with ``torch.compile``; returns whether it worked.
+
+        The step is compiled with dynamic shapes (``dynamic=True``): one graph for batch 1 and one
+        for every larger batch, each serving every cache length, so nothing recompiles per step.
+        Compiling takes minutes on a small CPU (it is warmed up here, not inside ``generate``);
+        failure (e.g. no C++ compiler) leaves the eager step in place.
+        """
+        try:
+            compile_kwargs.setdefault("dynamic", True)
+            step = torch.compile(self._decode_step, **compile_kwargs)
+            device, dtype = self.wte.weight.device, self.wte.weight.dtype
+            with torch.inference_mode():  # as in generate, so the warm-up graph is the one reused
+                # dynamo specialises size-1 batches and the first value of `end`, so warm up the
+                # graphs that generation will use: batch 1 and batch >= 2, any cache length
+                for batch, pos in ((1, 1), (1, 2), (2, 2)):
+                    cache = KVCache(self.config, batch, self.config.block_size, device, dtype)
+                    token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+                    step(token, cache, torch.full((1,), pos, dtype=torch.long, device=device), pos + 1)
+        except Exception as exc:  # noqa: BLE001 - any backend failure means "stay eager"
+            warnings.warn(f"torch.compile of the decode step failed, using eager: {exc}", stacklevel=2)
+            self._compiled_step = None
+            return False
+        self._compiled_step = step
+        return True
+
+    def _decode_step(self, idx: Tensor, cache: KVCache, pos_t: Tensor, end: int) -> Tensor:
+        """One token per sequence (``idx``: ``[B, 1]``) at position ``pos_t`` (a 1-element tensor,
+        ``end = pos + 1``): write its key/value there and attend to cache positions ``< end``.
+
+        The function ``compile_decode`` compiles; callers pass fresh, unsliced tensors so that no
+        guard depends on the step. Returns logits ``[B, vocab]``.
+        """
+        x = self.wte(idx) + self.wpe(pos_t)
+        B = idx.size(0)
+        for i, block in enumerate(self.blocks):
+            attn = block.attn
+            q, k, v = attn._heads(block.ln_1(x))
+            cache.k[i][:, :, pos_t] = k  # index_put_: an in-place scatter once compiled
+            cache.v[i][:, :, pos_t] = v
+            y = F.scaled_dot_product_attention(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end])
+            x = x + attn.c_proj(y.transpose(1, 2).reshape(B, 1, -1))
+            x = x + block.mlp(block.ln_2(x))
+        return self.lm_head(self.ln_f(x))[:, -1]
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float = 1.0,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue ``idx`` (``[B, T]`` token ids) by ``max_new_tokens`` tokens; returns ``[B, T + new]``.
+
+        ``temperature == 0`` is greedy (argmax). Otherwise logits are divided by ``temperature``,
+        optionally filtered by ``top_k`` then ``top_p``, and sampled (``generator`` for
+        reproducibility). ``repetition_penalty`` (> 1 discourages repeats) applies CTRL-style to
+        every token already in the sequence, prompt included. ``use_cache=False`` recomputes the
+        whole (cropped) context every step; both paths give the same tokens.
+        """
+        if idx.dim() != 2 or idx.size(1) < 1:
+            raise GenforgeError(
+                f"generate: expected idx of shape [batch, length >= 1], got {tuple(idx.shape)}"
+            )
+        if temperature < 0:
+            raise GenforgeError(f"generate: temperature = {temperature}; expected >= 0")
+        was_training = self.training
+        self.eval()
+        B, T0 = idx.shape
+        block = self.config.block_size
+        out = torch.empty(B, T0 + max_new_tokens, dtype=torch.long, device=idx.device)
+        out[:, :T0] = idx
+        seen = None
+        if repetition_penalty != 1.0:
+            seen = torch.zeros(B, self.config.vocab_size, dtype=torch.bool, device=idx.device)
+            seen.scatter_(1, idx, True)
+        cache = None
+        if use_cache and T0 <= block:
+            cache = KVCache(self.config, B, block, idx.device, self.wte.weight.dtype)
+        step = self._compiled_step
+        position = torch.zeros(1, dtype=torch.long, device=idx.device)  # filled in place per step
+        prev = idx[:, -1:]
+
+        for t in range(T0, T0 + max_new_tokens):
+            if cache is not None and t <= block:
+                if cache.length == 0:  # prefill with the prompt
+                    logits = self(out[:, :t], cache, last_only=True)[:, -1]
+                elif step is not None:
+                    position.fill_(t - 1)
+                    logits = step(prev, cache, position, t)
+                    cache.length = t
+                else:
+                    logits = self(prev, cache)[:, -1]
+            else:  # no cache, or the context outgrew block_size: recompute the cropped window
+                logits = self(out[:, max(0, t - block) : t], last_only=True)[:, -1]
+            nxt = self._choose(logits, temperature, top_k, top_p, repetition_penalty, seen, generator)
+            out[:, t] = nxt
+            prev = nxt.view(B, 1)
+            if seen is not None:
+                seen.scatter_(1, prev, True)
+
+        self.train(was_training)
+        return out
+
+    @staticmethod
+    def _choose(
+        logits: Tensor,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        repetition_penalty: float,
+        seen: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """Next token ``[B]`` from logits ``[B, vocab]`` under the sampling settings."""
+        logits = logits.float()
+        if seen is not None:
+            logits = apply_repetition_penalty(logits, seen, repetition_penalty)
+        if temperature == 0:
+            return logits.argmax(dim=-1)
+        logits = logits / temperature
+        if top_k is not None:
+            logits = top_k_filter(logits, top_k)
+        if top_p is not None and top_p < 1.0:
+            logits = top_p_filter(logits, top_p)
+        probs = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
