@@ -1,0 +1,57 @@
+"""genforge.finance: volatility forecasts with a VAE against the GARCH family, market scenarios with a
+GAN, synthetic loan books and loan pricing.
+
+Public API (imported lazily so ``import genforge.finance`` stays light for the CLI):
+data (:func:`load_prices`, :func:`validate_prices`, :func:`load_sp500`, :func:`load_nasdaq`,
+:func:`log_returns`, :func:`parkinson`, :func:`garman_klass`, :func:`load_german_credit`),
+:class:`VolatilityForecaster`, the evaluation (:func:`evaluate_volatility`,
+:func:`rolling_forecasts`, :func:`baseline_models`) and the estimators of
+:mod:`genforge.finance.models` (``ScenarioGAN``, ``LoanBookGAN``, ``LoanPricer``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "load_prices": "genforge.finance.data",
+    "load_prices_or_default": "genforge.finance.data",
+    "validate_prices": "genforge.finance.data",
+    "read_uploaded_table": "genforge.finance.data",
+    "load_sp500": "genforge.finance.data",
+    "load_nasdaq": "genforge.finance.data",
+    "log_returns": "genforge.finance.data",
+    "return_frame": "genforge.finance.data",
+    "parkinson": "genforge.finance.data",
+    "garman_klass": "genforge.finance.data",
+    "load_german_credit": "genforge.finance.data",
+    "VolatilityForecaster": "genforge.finance.volatility",
+    "evaluate_volatility": "genforge.finance.evaluate",
+    "rolling_forecasts": "genforge.finance.evaluate",
+    "baseline_models": "genforge.finance.evaluate",
+    "ArchBaseline": "genforge.finance.evaluate",
+    "holdout_comparison": "genforge.finance.evaluate",
+    "format_table": "genforge.finance.evaluate",
+    "qlike_loss": "genforge.finance.stats_tests",
+    "mse_loss": "genforge.finance.stats_tests",
+    "diebold_mariano": "genforge.finance.stats_tests",
+    "kupiec": "genforge.finance.stats_tests",
+    "christoffersen": "genforge.finance.stats_tests",
+    "var_backtest": "genforge.finance.stats_tests",
+    "model_confidence_set": "genforge.finance.stats_tests",
+    "ScenarioGAN": "genforge.finance.models",
+    "LoanBookGAN": "genforge.finance.models",
+    "LoanPricer": "genforge.finance.models",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genforge.finance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

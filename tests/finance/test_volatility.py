@@ -1,0 +1,142 @@
+"""VolatilityForecaster and the rolling protocol: learning happens, no look-ahead, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from genforge.finance.data import return_frame
+from genforge.finance.evaluate import ArchBaseline, rolling_forecasts, score_forecasts
+from genforge.finance.stats_tests import qlike_loss
+from genforge.finance.volatility import VolatilityForecaster
+
+
+def simulated_prices(n: int = 1400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """OHLC prices from a GJR-GARCH-t with ranges that scale with the day's volatility."""
+    rng = np.random.default_rng(seed)
+    omega, alpha, gamma, beta, nu = 0.02, 0.03, 0.12, 0.88, 7.0
+    var = np.empty(n)
+    r = np.empty(n)
+    h = omega / (1 - alpha - gamma / 2 - beta)
+    for t in range(n):
+        var[t] = h
+        eps = rng.standard_t(nu) / np.sqrt(nu / (nu - 2))
+        r[t] = np.sqrt(h) * eps
+        h = omega + (alpha + gamma * (r[t] < 0)) * r[t] ** 2 + beta * h
+    close = 100 * np.exp(np.cumsum(r) / 100)
+    open_ = np.r_[100.0, close[:-1]]
+    spread = np.sqrt(var) / 100 * np.abs(rng.normal(0.8, 0.3, n))
+    high = np.maximum(open_, close) * np.exp(spread)
+    low = np.minimum(open_, close) * np.exp(-spread)
+    dates = pd.bdate_range("2000-01-03", periods=n, name="Date")
+    prices = pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close}, index=dates)
+    return prices, var
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_learning_beats_a_constant_variance_on_held_out_days():
+    prices, true_var = simulated_prices()
+    split = 1000
+    model = VolatilityForecaster(steps=300, n_samples=64, base="ewma").fit(prices.iloc[:split])
+    losses = [row["loss"] for row in model.train_history_]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])  # the ELBO improved
+    pred = model.predict(prices)
+    # row i forecasts the day after pred.date[i]; held-out targets are returns after the split
+    r = return_frame(prices)["return"]
+    target = r.shift(-1).reindex(pred["date"]).to_numpy()
+    held = (pred["date"] >= prices.index[split]).to_numpy() & np.isfinite(target)
+    constant = np.full(held.sum(), np.mean(r.iloc[: split - 1] ** 2))
+    ql_model = np.nanmean(qlike_loss(pred["variance"].to_numpy()[held], target[held] ** 2))
+    ql_const = np.nanmean(qlike_loss(constant, target[held] ** 2))
+    oracle = pd.Series(true_var, index=prices.index).shift(-1).reindex(pred["date"]).to_numpy()[held]
+    ql_oracle = np.nanmean(qlike_loss(oracle, target[held] ** 2))
+    # at least half of the way from a constant variance to the true (simulated) variance
+    assert ql_model < ql_const - 0.5 * (ql_const - ql_oracle), (ql_model, ql_const, ql_oracle)
+    # quantiles are ordered and VaR is positive
+    assert (pred["variance_q05"] <= pred["variance_q95"]).all()
+    assert (pred["sq_return_q05"] <= pred["sq_return_q95"]).all()
+    assert (pred["var_1"] > pred["var_5"]).all() and (pred["var_5"] > 0).all()
+
+
+def test_rolling_protocol_has_no_look_ahead():
+    """Forecasts from truncated data equal those of the full run (VAE with warm starts, GJR)."""
+    prices, _ = simulated_prices(n=380, seed=1)
+    frame = return_frame(prices)
+    initial, every = 300, 20
+
+    def run(data: pd.DataFrame, name: str) -> pd.DataFrame:
+        if name == "vae":
+            model = VolatilityForecaster(steps=60, warm_steps=20, n_samples=32, warm_start=True, base="gjr")
+        else:
+            model = ArchBaseline("gjr_t", "GARCH", 1, 1, 1)
+        return rolling_forecasts(model, data, initial=initial, refit_every=every)
+
+    for name in ("gjr_t", "vae"):
+        full = run(frame, name)
+        assert len(full) == len(frame) - initial + 1 and full["refit"].sum() == 4
+        for cut in (initial + 5, initial + 40):  # inside the first block; first day of the third block
+            short = run(frame.iloc[:cut], name)
+            # the truncated run's last row is its forecast for day `cut`, made without day `cut`'s data
+            np.testing.assert_allclose(
+                short["variance"].to_numpy(),
+                full["variance"].to_numpy()[: cut - initial + 1],
+                rtol=1e-6,
+                err_msg=name,
+            )
+            np.testing.assert_allclose(
+                short["var_1"].to_numpy(),
+                full["var_1"].to_numpy()[: cut - initial + 1],
+                rtol=1e-6,
+                err_msg=name,
+            )
+
+
+def test_save_load_roundtrip(tmp_path):
+    prices, _ = simulated_prices(n=400, seed=2)
+    model = VolatilityForecaster(steps=40, n_samples=32, base="ewma").fit(prices)
+    model.save(tmp_path / "vol")
+    again = VolatilityForecaster.load(tmp_path / "vol")
+    pd.testing.assert_frame_equal(model.predict(prices), again.predict(prices))
+    assert again.get_params() == model.get_params()
+
+
+def test_score_forecasts_on_known_inputs():
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal(300)
+    realized = pd.DataFrame({"return": r, "parkinson": r**2, "garman_klass": r**2}, index=idx)
+    good = pd.DataFrame({"variance": np.ones(300), "var_1": 2.326, "var_5": 1.645})
+    bad = pd.DataFrame({"variance": np.full(300, 9.0), "var_1": 7.0, "var_5": 5.0})
+    out = score_forecasts({"vae": good, "bad": bad}, realized, mcs_reps=100)
+    assert out["qlike"]["vae"] < out["qlike"]["bad"]
+    assert out["dm"]["bad"]["qlike"]["stat"] < 0  # the reference (vae) has the smaller loss
+    assert out["mcs"] == ["vae"]
+    assert out["var_tests"]["bad"]["var_1"]["violations"] == int((r < -7.0).sum())
+
+
+def test_unfitted_and_short_inputs_raise_clear_errors():
+    from genforge.errors import GenforgeError
+
+    prices, _ = simulated_prices(n=200)
+    with pytest.raises(GenforgeError, match="call fit"):
+        VolatilityForecaster().predict(prices)
+    with pytest.raises(GenforgeError, match="at least 250"):
+        VolatilityForecaster(steps=5).fit(prices)
+
+
+def test_parallel_refits_give_the_same_forecasts():
+    prices, _ = simulated_prices(n=362, seed=5)
+    frame = return_frame(prices)
+    model = VolatilityForecaster(steps=30, n_samples=16, base="ewma")
+    serial = rolling_forecasts(model, frame, initial=300, refit_every=20)
+    parallel = rolling_forecasts(model, frame, initial=300, refit_every=20, jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
