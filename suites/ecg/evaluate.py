@@ -162,8 +162,8 @@ def baseline_autoencoder(
 ) -> np.ndarray:
     """Squared reconstruction error of a plain autoencoder trained (Adam, MSE) on the normal shapes."""
     torch.manual_seed(seed)
-    xtr = torch.from_numpy(train[WAVE_COLS].to_numpy(np.float32))
-    xte = torch.from_numpy(test[WAVE_COLS].to_numpy(np.float32))
+    xtr = torch.from_numpy(train[WAVE_COLS].to_numpy(np.float32, copy=True))
+    xte = torch.from_numpy(test[WAVE_COLS].to_numpy(np.float32, copy=True))
     model = _PlainAE(xtr.shape[1])
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(seed)
