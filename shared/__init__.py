@@ -7,8 +7,7 @@ Public names are imported lazily so that ``import genforge`` (and the CLI's star
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genforge.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -41,10 +40,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'genforge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("genforge", _LAZY, globals())

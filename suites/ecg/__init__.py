@@ -15,8 +15,7 @@ demo data), ``cli`` (``genforge ecg ...``).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genforge.lazy import lazy_getattr
 
 _LAZY = {
     "INTERNAL_FS": "genforge.ecg.data",
@@ -47,11 +46,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'genforge.ecg' has no attribute {name!r}")
-    module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr or name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("genforge.ecg", _LAZY, globals())

@@ -11,8 +11,7 @@ data (:func:`load_prices`, :func:`validate_prices`, :func:`load_sp500`, :func:`l
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genforge.lazy import lazy_getattr
 
 _LAZY = {
     "load_prices": "genforge.finance.data",
@@ -48,10 +47,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'genforge.finance' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("genforge.finance", _LAZY, globals())

@@ -17,16 +17,6 @@ from genforge.errors import GenforgeError
 from genforge.training.state import load_state, save_state
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and on a busy machine two OpenMP threads can make a
-    small op (e.g. batch norm on 64x32) take 100+ ms waiting for a descheduled partner thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _mlp(seed: int = 0, hidden: int = 16) -> TinyMLP:
     torch.manual_seed(seed)
     return TinyMLP(TinyMLPConfig(hidden=hidden))

@@ -14,15 +14,6 @@ from genforge.models.unet import UNet, UNetConfig, Upsample
 from genforge.registry import build_model, config_to_dict
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest, and on a busy machine extra OpenMP threads spin for ages."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**kw) -> Diffusion:
     base = dict(
         dims=2,

@@ -14,23 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from engine_helpers import TinyMLP, TinyMLPConfig, regression_data
 
 from genforge.training import TrainConfig, Trainer, distributed
 
 HELPER = Path(__file__).with_name("engine_helpers.py")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and on a busy machine two OpenMP threads can make a
-    small op (e.g. batch norm on 64x32) take 100+ ms waiting for a descheduled partner thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_single_process_helpers() -> None:

@@ -35,16 +35,6 @@ from genforge.training.state import load_state
 HELPER = Path(__file__).with_name("engine_helpers.py")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and on a busy machine two OpenMP threads can make a
-    small op (e.g. batch norm on 64x32) take 100+ ms waiting for a descheduled partner thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _mlp(seed: int = 0) -> TinyMLP:
     seed_everything(seed)
     return TinyMLP(TinyMLPConfig())

@@ -14,13 +14,6 @@ from genforge.errors import DataError
 from genforge.models.gan import GAN, GANConfig
 from genforge.registry import build_model, config_to_dict
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and avoids OpenMP spin-waits on a shared, busy machine."""
-    torch.set_num_threads(1)
-
-
 SPANS = ((2, "tanh"), (3, "softmax"), (1, "linear"))
 CASES = [
     GANConfig(kind="sequence", channels=3, length=24, hidden=(16,)),

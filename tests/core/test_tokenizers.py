@@ -16,16 +16,6 @@ TEXT = (
 ) * 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine spinning
-    threads slow them down many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_char_fit_encode_decode_round_trip():
     tok = CharTokenizer.fit(TEXT)
     assert tok.vocab_size == len(set(TEXT))

@@ -21,16 +21,6 @@ from genforge.registry import build_model
 TINY = dict(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine spinning
-    threads slow them down many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(seed: int = 0, **overrides) -> GPT:
     torch.manual_seed(seed)
     model = GPT(GPTConfig(**{**TINY, **overrides})).eval()

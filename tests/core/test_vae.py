@@ -11,14 +11,6 @@ from genforge.errors import DataError
 from genforge.models.vae import LOG_SIGMA_MIN, VAE, VAEConfig
 from genforge.registry import build_model, config_to_dict
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and avoids OpenMP spin-waits on a shared, busy machine
-    (measured here: 63 ms vs 6.3 s per digits step at load 12 on 2 cores)."""
-    torch.set_num_threads(1)
-
-
 CASES = [
     (VAEConfig(kind="conv1d", in_channels=2, length=256, hidden=(8, 16)), (2, 256), "float"),
     (VAEConfig(kind="conv1d", in_channels=1, length=257, hidden=(8, 16, 16)), (1, 257), "float"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from genforge.finance.data import return_frame
 from genforge.finance.evaluate import ArchBaseline, rolling_forecasts, score_forecasts
@@ -33,14 +32,6 @@ def simulated_prices(n: int = 1400, seed: int = 0) -> tuple[pd.DataFrame, np.nda
     dates = pd.bdate_range("2000-01-03", periods=n, name="Date")
     prices = pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close}, index=dates)
     return prices, var
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_learning_beats_a_constant_variance_on_held_out_days():
