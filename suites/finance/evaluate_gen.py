@@ -1,0 +1,279 @@
+"""Evaluation of the market-scenario GAN (``genforge finance evaluate-gen``).
+
+Two published protocols, each beside a reference point computed in the same run:
+
+1. **TimeGAN "Stocks"** (Yoon et al. 2019): GOOG daily Open/High/Low/Close/Adj_Close/Volume,
+   each column min-max scaled, sliding windows of 24 steps, shuffled with a fixed seed (as
+   TimeGAN's loader does); the last 20 % of the shuffled windows are held out of training. Per seed a
+   :class:`~genforge.finance.scenarios.ScenarioGAN` is trained and as many synthetic windows as
+   there are real ones are drawn; scores (:mod:`genforge.metrics`): the discriminative score of a
+   *fixed* post-hoc 1-layer GRU judge (same architecture, budget and judge seed for every
+   generator), the predictive score (TSTR MAE) and ``nn_ratio`` (median distance of synthetic
+   windows to their nearest training window over the same median of the held-out windows).
+   Mean ± sd over seeds. A "copier" that replays training windows is scored once as a sanity
+   reference: it gets a near-zero discriminative score and an ``nn_ratio`` near 0.
+   Anchors: TimeGAN 0.102, Diffusion-TS 0.067 (discriminative).
+2. **Stylized facts** (Wiese et al. 2020, Quant GANs) on S&P 500 daily log returns (decimal, from
+   ``arch``'s bundled data): Earth mover's distance between the real and synthetic distributions
+   of t-day cumulative returns for t = 1, 5, 20, 100 (rolling sums; synthetic pooled over paths);
+   ACF scores ``|| C(f(r)) - mean_m C(f(r_m)) ||_2`` over lags 1..S for f(r) = r and |r|; the
+   leverage score, the same norm over ``Corr(r_t, r_{t+tau}^2)``. A GARCH(1,1) fitted with ``arch``
+   and simulated with the same number and length of paths is scored beside the GAN.
+   Anchors (Quant GAN TCN, S&P 500 2009-2018): EMD 0.0039, 0.0039, 0.0040, 0.0154; ACF(|r|)
+   0.0248; leverage 0.329.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from genforge.errors import DataError
+
+STOCK_COLUMNS = ("Open", "High", "Low", "Close", "Adj_Close", "Volume")
+ANCHORS = {
+    "timegan": {"TimeGAN": {"discriminative": 0.102}, "Diffusion-TS": {"discriminative": 0.067}},
+    "stylized_facts": {
+        "QuantGAN-TCN": {
+            "emd_lag1": 0.0039,
+            "emd_lag5": 0.0039,
+            "emd_lag20": 0.0040,
+            "emd_lag100": 0.0154,
+            "acf_abs": 0.0248,
+            "leverage": 0.329,
+        }
+    },
+}
+GOALS = {"discriminative": "<= 0.06", "nn_ratio": ">= 0.8"}
+EMD_LAGS = (1, 5, 20, 100)
+
+
+@dataclasses.dataclass
+class GenEvalConfig:
+    """Budgets of one evaluate-gen run (defaults = the published protocol where it fixes them)."""
+
+    seeds: int = 5
+    steps: int = 2000  # GAN training steps per seed (TimeGAN protocol)
+    hidden: int = 64
+    judge_steps: int = 2000  # discriminative GRU judge (TimeGAN: 2000)
+    predictor_steps: int = 5000  # predictive GRU (TimeGAN: 5000)
+    window: int = 24
+    holdout: float = 0.2
+    # stylized facts
+    sf_steps: int = 2000
+    sf_window: int = 127  # Quant GAN's receptive field
+    sf_paths: int = 50
+    acf_lags: int = 250  # S in Quant GAN's ACF and leverage scores
+    skip_stylized: bool = False
+    skip_timegan: bool = False
+    progress: bool = False
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def load_stock_windows(path: str | Path, window: int = 24) -> np.ndarray:
+    """TimeGAN "Stocks": min-max scaled columns, overlapping windows ``[N, window, 6]`` in time order."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; expected TimeGAN's stock_data.csv")
+    df = pd.read_csv(path)
+    missing = [c for c in STOCK_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; expected {list(STOCK_COLUMNS)}")
+    values = df[list(STOCK_COLUMNS)].to_numpy(np.float64)
+    lo, hi = values.min(0), values.max(0)
+    scaled = (values - lo) / (hi - lo + 1e-7)  # TimeGAN's MinMaxScaler (with its 1e-7)
+    idx = np.arange(window)[None, :] + np.arange(len(scaled) - window + 1)[:, None]
+    return scaled[idx].astype(np.float32)
+
+
+def split_windows(windows: np.ndarray, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle with a fixed seed (TimeGAN's loader shuffles windows) and hold out the last fraction."""
+    order = np.random.default_rng(seed).permutation(len(windows))
+    n_hold = int(round(len(windows) * holdout))
+    return windows[order[: len(windows) - n_hold]], windows[order[len(windows) - n_hold :]]
+
+
+def sp500_log_returns() -> np.ndarray:
+    """Daily log returns (decimal) of the bundled S&P 500 close, 1999-2018 (5,030 values)."""
+    from genforge.finance.data import load_sp500, log_returns
+
+    return log_returns(load_sp500()).to_numpy(np.float64) / 100.0
+
+
+# --------------------------------------------------------------------------------------------- stylized facts
+
+
+def _acf(x: np.ndarray, lags: int) -> np.ndarray:
+    """Sample autocorrelations at lags 1..lags of a 1-D series."""
+    x = x - x.mean()
+    denom = (x * x).sum()
+    return np.array([(x[:-k] * x[k:]).sum() / denom for k in range(1, lags + 1)])
+
+
+def _leverage(x: np.ndarray, lags: int) -> np.ndarray:
+    """``Corr(r_t, r_{t+tau}^2)`` for tau = 1..lags (negative in equity markets)."""
+    return np.array([np.corrcoef(x[:-k], x[k:] ** 2)[0, 1] for k in range(1, lags + 1)])
+
+
+def rolling_sum(x: np.ndarray, t: int) -> np.ndarray:
+    """Overlapping t-step sums (t-day log returns) of a 1-D series."""
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    return c[t:] - c[:-t]
+
+
+def stylized_facts(real: np.ndarray, paths: np.ndarray, lags: int = 250) -> dict[str, float]:
+    """Quant GAN scores of synthetic ``paths`` [M, T] against one real series ``real`` [T'].
+
+    Keys: ``emd_lag{t}`` for t in (1, 5, 20, 100), ``acf`` and ``acf_abs`` (ACF scores of r and
+    |r|), ``leverage``. All are distances: 0 is a perfect match.
+    """
+    paths = np.atleast_2d(paths)
+    lags = min(lags, paths.shape[1] - 2, len(real) - 2)
+    out: dict[str, float] = {}
+    for t in EMD_LAGS:
+        if paths.shape[1] <= t or len(real) <= t:
+            continue
+        synth = np.concatenate([rolling_sum(p, t) for p in paths])
+        out[f"emd_lag{t}"] = float(stats.wasserstein_distance(rolling_sum(real, t), synth))
+    for name, f in (("acf", lambda r: r), ("acf_abs", np.abs)):
+        mean_synth = np.mean([_acf(f(p), lags) for p in paths], axis=0)
+        out[name] = float(np.linalg.norm(_acf(f(real), lags) - mean_synth))
+    mean_lev = np.mean([_leverage(p, lags) for p in paths], axis=0)
+    out["leverage"] = float(np.linalg.norm(_leverage(real, lags) - mean_lev))
+    return out
+
+
+def garch_paths(returns: np.ndarray, n_paths: int, length: int, seed: int = 0) -> np.ndarray:
+    """GARCH(1,1) with normal innovations fitted by ``arch`` (on percent returns), simulated ``[M, T]``."""
+    from arch import arch_model
+
+    res = arch_model(returns * 100.0, mean="Constant", vol="GARCH", p=1, q=1, dist="normal").fit(disp="off")
+    rng = np.random.default_rng(seed)
+    mu, omega, alpha, beta = (res.params[k] for k in ("mu", "omega", "alpha[1]", "beta[1]"))
+    burn = 500
+    sigma2 = np.full(n_paths, omega / max(1e-8, 1 - alpha - beta))
+    out = np.empty((n_paths, length))
+    eps_prev = np.zeros(n_paths)
+    for t in range(burn + length):
+        sigma2 = omega + alpha * eps_prev**2 + beta * sigma2
+        eps_prev = np.sqrt(sigma2) * rng.standard_normal(n_paths)
+        if t >= burn:
+            out[:, t - burn] = mu + eps_prev
+    return out / 100.0
+
+
+# --------------------------------------------------------------------------------------------- protocols
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def evaluate_timegan(
+    stock_csv: str | Path, cfg: GenEvalConfig, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """TimeGAN protocol on "Stocks"; returns means, sds and per-seed scores."""
+    from genforge import metrics
+    from genforge.finance.scenarios import ScenarioGAN
+
+    windows = load_stock_windows(stock_csv, cfg.window)
+    train, hold = split_windows(windows, cfg.holdout)
+    per_seed: list[dict[str, float]] = []
+    for seed in range(cfg.seeds):
+        t0 = time.time()
+        gan = ScenarioGAN(
+            window=cfg.window,
+            hidden=cfg.hidden,
+            steps=cfg.steps,
+            preprocessing="standard",
+            clip=True,
+            seed=seed,
+            progress=cfg.progress,
+        ).fit(train)
+        synth = gan.sample(len(windows), seed=1000 + seed).astype(np.float32)
+        row = {
+            "seed": seed,
+            "discriminative": metrics.discriminative_score(windows, synth, steps=cfg.judge_steps, seed=0),
+            "predictive": metrics.predictive_score(windows, synth, steps=cfg.predictor_steps, seed=0),
+            "nn_ratio": metrics.nn_distance_ratio(train, synth[: len(hold)], hold),
+            "seconds": round(time.time() - t0, 1),
+        }
+        per_seed.append(row)
+        log(f"evaluate-gen timegan seed {seed}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items()))
+    out: dict[str, Any] = {"per_seed": per_seed}
+    for key in ("discriminative", "predictive", "nn_ratio"):
+        out[key], out[f"{key}_sd"] = _mean_sd([r[key] for r in per_seed])
+    # Reference points: real data scored against itself.
+    copier = train[np.random.default_rng(0).integers(len(train), size=len(windows))]
+    out["copier"] = {
+        "discriminative": metrics.discriminative_score(windows, copier, steps=cfg.judge_steps, seed=0),
+        "nn_ratio": metrics.nn_distance_ratio(train, copier[: len(hold)], hold),
+    }
+    out["predictive_real"] = metrics.predictive_score(windows, train, steps=cfg.predictor_steps, seed=0)
+    out["n_windows"] = {"all": len(windows), "train": len(train), "holdout": len(hold)}
+    return out
+
+
+def evaluate_stylized(cfg: GenEvalConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Quant GAN stylized facts on S&P 500 log returns: ScenarioGAN vs GARCH(1,1), same path count/length."""
+    from genforge.finance.scenarios import ScenarioGAN
+
+    r = sp500_log_returns()
+    t0 = time.time()
+    gan = ScenarioGAN(
+        window=cfg.sf_window,
+        hidden=cfg.hidden,
+        steps=cfg.sf_steps,
+        preprocessing="lambertw",
+        global_noise=False,
+        seed=0,
+        progress=cfg.progress,
+    ).fit(r[:, None])
+    paths = gan.sample(cfg.sf_paths, length=len(r), seed=7)[:, :, 0]
+    ours = stylized_facts(r, paths, cfg.acf_lags)
+    ours["seconds"] = round(time.time() - t0, 1)
+    garch = stylized_facts(r, garch_paths(r, cfg.sf_paths, len(r)), cfg.acf_lags)
+    log("evaluate-gen stylized facts: gan " + ", ".join(f"{k}={v:.4f}" for k, v in ours.items()))
+    log("evaluate-gen stylized facts: garch " + ", ".join(f"{k}={v:.4f}" for k, v in garch.items()))
+    return {"gan": ours, "garch": garch, "n_returns": len(r), "paths": cfg.sf_paths}
+
+
+def evaluate_gen(
+    stock_csv: str | Path | None, cfg: GenEvalConfig, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Both protocols; the headline keys sit at the top level of the returned dict (the JSON)."""
+    result: dict[str, Any] = {"settings": dataclasses.asdict(cfg), "anchors": ANCHORS, "goals": GOALS}
+    if not cfg.skip_timegan:
+        if stock_csv is None:
+            raise DataError(
+                "evaluate-gen: no TimeGAN stock_data.csv found; pass --stocks PATH or --skip-timegan"
+            )
+        tg = evaluate_timegan(stock_csv, cfg, log)
+        result.update({k: tg[k] for k in ("discriminative", "predictive", "nn_ratio")})
+        result["timegan"] = tg
+    if not cfg.skip_stylized:
+        sf = evaluate_stylized(cfg, log)
+        result.update({k: v for k, v in sf["gan"].items() if k != "seconds"})
+        result["stylized_facts"] = sf
+    return result
+
+
+def default_stock_csv() -> Path | None:
+    """``$GENFORGE_DATA/timegan/stock_data.csv`` or ``../shared/data/timegan/stock_data.csv`` if present."""
+    import os
+
+    root = Path(
+        os.environ.get("GENFORGE_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    )
+    path = root / "timegan" / "stock_data.csv"
+    return path if path.is_file() else None

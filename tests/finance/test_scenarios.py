@@ -1,0 +1,160 @@
+"""ScenarioGAN (market scenarios) and the evaluate-gen protocol helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from genforge.errors import DataError, GenforgeError
+from genforge.finance import evaluate_gen as eg
+from genforge.finance.scenarios import (
+    ScenarioGAN,
+    fit_lambertw_delta,
+    lambertw_forward,
+    lambertw_inverse,
+    make_windows,
+)
+
+
+def test_lambertw_round_trip_and_gaussianizes_heavy_tails():
+    rng = np.random.default_rng(0)
+    u = stats.t.rvs(df=3, size=20_000, random_state=1)
+    u = (u - u.mean()) / u.std()
+    delta = fit_lambertw_delta(u)
+    assert delta > 0.05
+    z = lambertw_inverse(u, delta)
+    assert abs(stats.kurtosis(z, fisher=False) - 3.0) < 0.05
+    np.testing.assert_allclose(lambertw_forward(z, delta), u, rtol=1e-8, atol=1e-10)
+    assert fit_lambertw_delta(rng.standard_normal(20_000)) < 0.02
+
+
+def test_make_windows_by_hand():
+    w = make_windows(np.arange(5.0), 3)
+    np.testing.assert_array_equal(w[:, :, 0], [[0, 1, 2], [1, 2, 3], [2, 3, 4]])
+    assert make_windows(np.zeros((10, 2)), 4, stride=3).shape == (3, 4, 2)
+    with pytest.raises(DataError, match="shorter than the window"):
+        make_windows(np.zeros(3), 5)
+
+
+def _small(**kw) -> ScenarioGAN:
+    params = dict(
+        window=16,
+        hidden=16,
+        latent_dim=4,
+        steps=60,
+        batch_size=32,
+        lr=1e-3,
+        n_critic=2,
+        preprocessing="none",
+        progress=False,
+        seed=0,
+    )
+    params.update(kw)
+    return ScenarioGAN(**params)
+
+
+def test_gan_learns_the_level_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    series = 3.0 + 0.3 * rng.standard_normal(400)
+    before = _small(steps=1).fit(series).sample(256, seed=0)
+    model = _small().fit(series)
+    after = model.sample(256, seed=0)
+    assert after.shape == (256, 16, 1)
+    # the mean of the samples moves toward the data's level of 3
+    assert abs(after.mean() - 3.0) < 0.5 * abs(before.mean() - 3.0)
+    assert len(model.history_) > 0
+    # any length from the TCN; save/load gives the same samples for the same seed
+    assert model.sample(3, length=50, seed=1).shape == (3, 50, 1)
+    model.save(tmp_path / "m")
+    again = ScenarioGAN.load(tmp_path / "m")
+    np.testing.assert_allclose(again.sample(8, seed=5), model.sample(8, seed=5), rtol=1e-5, atol=1e-6)
+    frame = again.simulate(2, 5, seed=0)
+    assert list(frame.columns) == ["path", "t", "x0"] and len(frame) == 10
+
+
+def test_clip_keeps_samples_in_training_range():
+    x = np.random.default_rng(1).uniform(0, 1, size=(64, 8, 2))
+    model = _small(window=8, steps=2, clip=True, preprocessing="standard").fit(x)
+    s = model.sample(32)
+    assert s.min() >= x.min() - 1e-12 and s.max() <= x.max() + 1e-12
+
+
+def test_bad_inputs_error_clearly():
+    with pytest.raises(DataError, match="NaN"):
+        _small().fit(np.array([1.0, np.nan] * 50))
+    with pytest.raises(DataError, match="not numeric"):
+        _small().fit(pd.DataFrame({"a": ["x"] * 40}))
+    with pytest.raises(DataError, match="expected more than window"):
+        _small().fit(np.zeros(10))
+    with pytest.raises(GenforgeError, match="preprocessing"):
+        _small(preprocessing="boxcox").fit(np.zeros(100))
+    with pytest.raises(GenforgeError, match="not fitted"):
+        _small().sample(3)
+
+
+def test_load_rejects_a_folder_of_another_model(tmp_path):
+    from genforge.checkpoints import save
+    from genforge.models.gan import GAN, GANConfig
+
+    save(GAN(GANConfig(kind="sequence", hidden=(8,), length=8)), tmp_path / "other", extra={"format": "x"})
+    with pytest.raises(GenforgeError, match="not a ScenarioGAN"):
+        ScenarioGAN.load(tmp_path / "other")
+
+
+# --------------------------------------------------------------------------------------------- evaluate-gen
+
+
+def test_stylized_facts_of_the_series_itself_are_zero_and_noise_is_not():
+    r = eg.garch_paths(np.random.default_rng(0).standard_normal(3000) * 0.01, 1, 3000, seed=2)[0]
+    same = eg.stylized_facts(r, r[None, :], lags=50)
+    assert set(same) == {"emd_lag1", "emd_lag5", "emd_lag20", "emd_lag100", "acf", "acf_abs", "leverage"}
+    assert all(v == pytest.approx(0.0, abs=1e-12) for v in same.values())
+    shuffled = np.random.default_rng(1).permutation(r)
+    other = eg.stylized_facts(r, 2 * shuffled[None, :], lags=50)
+    assert other["emd_lag1"] > 0 and other["acf_abs"] >= 0
+
+
+def test_rolling_sum_and_acf_by_hand():
+    np.testing.assert_allclose(eg.rolling_sum(np.array([1.0, 2, 3, 4]), 2), [3, 5, 7])
+    x = np.array([1.0, -1.0] * 50)
+    assert eg._acf(x, 2)[0] == pytest.approx(-0.99, abs=0.01)
+    assert eg._acf(x, 2)[1] == pytest.approx(0.98, abs=0.01)
+
+
+def test_garch_paths_shape_and_scale():
+    r = np.random.default_rng(3).standard_normal(1500) * 0.01
+    paths = eg.garch_paths(r, 4, 300, seed=0)
+    assert paths.shape == (4, 300)
+    assert 0.005 < paths.std() < 0.02
+
+
+def test_timegan_stock_windows(shared_data):
+    w = eg.load_stock_windows(shared_data / "timegan" / "stock_data.csv")
+    assert w.shape == (3685 - 24 + 1, 24, 6)
+    assert w.min() >= 0.0 and w.max() <= 1.0
+    train, hold = eg.split_windows(w, 0.2)
+    assert len(hold) == round(0.2 * len(w)) and len(train) + len(hold) == len(w)
+
+
+def test_stock_windows_missing_file_and_columns(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        eg.load_stock_windows(tmp_path / "nope.csv")
+    (tmp_path / "s.csv").write_text("Open,Close\n1,2\n")
+    with pytest.raises(DataError, match="missing column"):
+        eg.load_stock_windows(tmp_path / "s.csv")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def test_noise_layout_option():
+    series = np.random.default_rng(0).normal(size=100)
+    iid = _small(steps=1, global_noise=False).fit(series).model_.noise(4, 20)
+    assert iid.shape == (4, 20, 4) and bool((iid.std(1) > 0.2).all())
+    shared = _small(steps=1).fit(series).model_.noise(4, 20)
+    assert bool((shared[:, :, :2].std(1) == 0).all())  # the core's path-level half
