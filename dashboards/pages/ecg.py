@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 TITLE = "ECG anomalies"
-ICON = "🫀"
+ICON = ":material/monitor_heart:"
 TOP_BEATS = 4
 VIEW_SECONDS = 20.0
 
@@ -85,7 +85,7 @@ def _save_uploads(files) -> Path:
     raise DataError("upload: expected a .hea + .dat pair (optionally .atr) or a .csv/.parquet signal")
 
 
-st.title("🫀 ECG anomalies")
+st.title(TITLE)
 st.caption("A VAE on beat shape plus RR timing flags abnormal heartbeats. Scores: higher = more abnormal.")
 
 # ------------------------------------------------------------------------------------------- model

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 TITLE = "Finance"
-ICON = "📈"
+ICON = ":material/show_chart:"
 
 DEFAULT_HISTORY = 500  # trading days used on the page (fit + test); small so the page stays quick
 DEFAULT_TEST = 60

@@ -11,7 +11,7 @@ import streamlit as st
 from genforge.dashboards.common import installed_suites, read_run, result_runs, results_root
 
 TITLE = "Home"
-ICON = "🏠"
+ICON = ":material/home:"
 PACKAGES = ("genforge", "torch", "streamlit", "scikit-learn")
 
 
