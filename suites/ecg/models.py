@@ -8,9 +8,15 @@ How a beat is scored (higher anomaly score = more abnormal):
   reconstruction decoded from the posterior mean, plus the KL) is the shape score. The difference view is
   patient-independent: a new patient's normal beats look like their own median beat even when they look
   unlike any training patient's.
-- **timing**: the Mahalanobis distance of the log RR features (previous, next, local and 5-minute average
-  RR) to the training beats' mean and covariance; premature supraventricular beats often differ only in
-  timing.
+- **timing**: a Mahalanobis distance to the training beats' mean and covariance; premature
+  supraventricular beats often differ only in timing. With ``timing="prematurity"`` (default) it reads
+  timing *relative to the patient's own rhythm* (:func:`~genforge.ecg.preprocess.prematurity_features`:
+  previous and next RR over the local RR, in log, divided by the local irregularity of the rhythm, and
+  the local RR over the 5-minute average), so a premature beat in a regular rhythm stands out while RR
+  jumps inside atrial fibrillation do not; ``timing="absolute"`` uses the four log RR intervals
+  (previous, next, local, 5-minute average) as before. Patient-wise 4-fold CV inside DS1: AUROC 0.970 with
+  prematurity vs 0.965 with absolute intervals (class S 0.943 vs 0.912), flat over the irregularity
+  window (50-200 beats) and floor (0.03-0.1).
 - **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and the two
   are summed with weight ``rr_weight`` on timing.
 
@@ -40,13 +46,14 @@ import pandas as pd
 import torch
 
 from genforge.ecg.data import INTERNAL_FS
-from genforge.ecg.preprocess import MODEL_RR_COLS, PRE, WINDOW, beat_arrays
+from genforge.ecg.preprocess import MODEL_RR_COLS, PRE, WINDOW, beat_arrays, prematurity_features
 from genforge.errors import DataError, GenforgeError
 
 INPUTS = {"beat+deviation": 2, "deviation": 1}
 DEFAULT_HIDDEN = {"conv1d": (8, 16, 32), "mlp": (256, 128)}
+TIMINGS = ("prematurity", "absolute")
 ESTIMATOR = "genforge.ecg.ECGAnomalyDetector"
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class ECGAnomalyDetector:
@@ -66,6 +73,7 @@ class ECGAnomalyDetector:
         batch_size: int = 128,
         lr: float = 2e-3,
         rr_weight: float = 1.0,
+        timing: str = "prematurity",
         use_cond: bool = True,
         inputs: str = "deviation",
         target_far: float = 0.01,
@@ -83,6 +91,7 @@ class ECGAnomalyDetector:
         self.batch_size = batch_size
         self.lr = lr
         self.rr_weight = rr_weight
+        self.timing = timing
         self.use_cond = use_cond
         self.inputs = inputs
         self.target_far = target_far
@@ -117,6 +126,8 @@ class ECGAnomalyDetector:
             raise GenforgeError(f"architecture={self.architecture!r}: expected 'conv1d' or 'mlp'")
         if self.inputs not in INPUTS:
             raise GenforgeError(f"inputs={self.inputs!r}: expected one of {', '.join(INPUTS)}")
+        if self.timing not in TIMINGS:
+            raise GenforgeError(f"timing={self.timing!r}: expected one of {', '.join(TIMINGS)}")
         if not 0 < self.target_far < 1:
             raise GenforgeError(f"target_far={self.target_far}: expected a fraction in (0, 1)")
         waves, templates, rr = beat_arrays(beats)
@@ -133,9 +144,12 @@ class ECGAnomalyDetector:
         logrr = _log_rr(rr)
         self.rr_mean_ = logrr[train_idx].mean(0)
         self.rr_std_ = logrr[train_idx].std(0) + 1e-6
-        z = (logrr[train_idx] - self.rr_mean_) / self.rr_std_
+        timing = self._timing_features(beats, rr)
+        self.timing_mean_ = timing[train_idx].mean(0)
+        self.timing_std_ = timing[train_idx].std(0) + 1e-6
+        z = (timing[train_idx] - self.timing_mean_) / self.timing_std_
         cov = np.cov(z, rowvar=False) + 1e-3 * np.eye(z.shape[1])
-        self.rr_precision_ = np.linalg.inv(cov)
+        self.timing_precision_ = np.linalg.inv(cov)
         x = self._inputs(waves, templates)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
@@ -173,7 +187,7 @@ class ECGAnomalyDetector:
         self.model_ = model.eval()
         # standardise both scores on held-out normal beats, then set the threshold there
         vae_val = self._vae_score(xt[val_idx], None if ct is None else ct[val_idx])
-        rr_val = self._rr_score(rr[val_idx])
+        rr_val = self._rr_score(timing[val_idx])
         self.vae_center_, self.vae_scale_ = _robust(vae_val)
         self.rr_center_, self.rr_scale_ = _robust(rr_val)
         combined = self._combine(vae_val, rr_val)
@@ -188,13 +202,17 @@ class ECGAnomalyDetector:
         return parts["score"].to_numpy()
 
     def score_parts(self, beats: pd.DataFrame) -> pd.DataFrame:
-        """Per beat: ``shape`` (VAE negative ELBO), ``timing`` (RR Mahalanobis) and combined ``score``."""
+        """Per beat: ``shape`` (VAE negative ELBO), ``timing`` (RR Mahalanobis) and combined ``score``.
+
+        With ``timing="prematurity"`` the beats must keep their record's order (as ``beat_table`` gives
+        them): the irregularity feature comes from the neighbouring beats at preprocessing time.
+        """
         self._check_fitted()
         waves, templates, rr = beat_arrays(beats)
         x = torch.from_numpy(self._inputs(waves, templates) / self.x_scale_)
         cond = self._cond(rr)
         vae = self._vae_score(x, None if cond is None else torch.from_numpy(cond))
-        rrs = self._rr_score(rr)
+        rrs = self._rr_score(self._timing_features(beats, rr))
         return pd.DataFrame(
             {"shape": vae, "timing": rrs, "score": self._combine(vae, rrs)}, index=beats.index
         )
@@ -264,7 +282,9 @@ class ECGAnomalyDetector:
             "state": {
                 "rr_mean_": self.rr_mean_.tolist(),
                 "rr_std_": self.rr_std_.tolist(),
-                "rr_precision_": self.rr_precision_.tolist(),
+                "timing_mean_": self.timing_mean_.tolist(),
+                "timing_std_": self.timing_std_.tolist(),
+                "timing_precision_": self.timing_precision_.tolist(),
                 "x_scale_": self.x_scale_,
                 "vae_center_": self.vae_center_,
                 "vae_scale_": self.vae_scale_,
@@ -290,9 +310,16 @@ class ECGAnomalyDetector:
             )
         params = dict(extra["params"])
         params["hidden"] = tuple(params["hidden"]) if params.get("hidden") else None
+        state = dict(extra["state"])
+        if int(extra.get("state_version", 1)) < 2:  # version 1: absolute RR timing, shared scalers
+            params["timing"] = "absolute"
+            state.update(
+                timing_mean_=state["rr_mean_"],
+                timing_std_=state["rr_std_"],
+                timing_precision_=state["rr_precision_"],
+            )
         det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
-        state = extra["state"]
-        for key in ("rr_mean_", "rr_std_", "rr_precision_"):
+        for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
             setattr(det, key, np.asarray(state[key], dtype=np.float64))
         for key in ("x_scale_", "vae_center_", "vae_scale_", "rr_center_", "rr_scale_", "offset_"):
             setattr(det, key, float(state[key]))
@@ -334,9 +361,15 @@ class ECGAnomalyDetector:
                 out.append((rec + model.kl(mu, logvar)).numpy())
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
-    def _rr_score(self, rr: np.ndarray) -> np.ndarray:
-        z = (_log_rr(rr) - self.rr_mean_) / self.rr_std_
-        return np.sqrt(np.einsum("ij,jk,ik->i", z, self.rr_precision_, z))
+    def _timing_features(self, beats: pd.DataFrame, rr: np.ndarray) -> np.ndarray:
+        """The features the timing score reads (see ``timing``): prematurity features or log RR."""
+        if self.timing == "prematurity":
+            return prematurity_features(beats)
+        return _log_rr(rr)
+
+    def _rr_score(self, features: np.ndarray) -> np.ndarray:
+        z = (features - self.timing_mean_) / self.timing_std_
+        return np.sqrt(np.einsum("ij,jk,ik->i", z, self.timing_precision_, z))
 
     def _combine(self, vae: np.ndarray, rr: np.ndarray) -> np.ndarray:
         return (vae - self.vae_center_) / self.vae_scale_ + self.rr_weight * (
@@ -353,6 +386,7 @@ _PARAMS = (
     "batch_size",
     "lr",
     "rr_weight",
+    "timing",
     "use_cond",
     "inputs",
     "target_far",

@@ -13,8 +13,9 @@ Steps (all at the internal rate, :data:`~genforge.ecg.data.INTERNAL_FS`):
 5. the record's median beat (``template``) beside each window: most beats of a recording are normal, so
    the difference between a beat and its record's template is a patient-independent view of its shape;
 6. RR-interval features: previous and next RR, the local RR (mean of the 10 beats around), the 5-minute
-   average RR, and the ratios of previous/next RR to the local RR. Premature supraventricular beats look
-   normal and stand out only in timing.
+   average RR, the ratios of previous/next RR to the local RR, and the local irregularity (median
+   absolute change of log RR over the 50 beats around). Premature supraventricular beats look normal and
+   stand out only in timing, and only relative to how regular the patient's own rhythm is around them.
 
 The beat table is a pandas DataFrame: metadata columns, ``rr_*`` columns, ``w_000..w_127`` (the beat)
 and ``t_000..t_127`` (its record's template).
@@ -38,10 +39,13 @@ ALIGN_S = 0.04
 MATCH_S = 0.15
 LOCAL_BEATS = 10
 AVG_HALF_S = 150.0
+IRR_BEATS = 50
+IRR_FLOOR = 0.05
 WAVE_COLS = [f"w_{i:03d}" for i in range(WINDOW)]
 TEMPLATE_COLS = [f"t_{i:03d}" for i in range(WINDOW)]
 RR_COLS = ["rr_pre", "rr_post", "rr_local", "rr_avg", "rr_pre_ratio", "rr_post_ratio"]
 MODEL_RR_COLS = ["rr_pre", "rr_post", "rr_local", "rr_avg"]
+IRR_COL = "rr_irr"
 META_COLS = ["record", "sample", "time_s", "peak", "symbol", "aami"]
 
 
@@ -82,11 +86,13 @@ def align_peaks(x: np.ndarray, peaks: np.ndarray, fs: float, radius_s: float = A
 
 
 def rr_features(peaks: np.ndarray, fs: float) -> pd.DataFrame:
-    """RR features in seconds (de Chazal et al. 2004 style) plus two ratios.
+    """RR features in seconds (de Chazal et al. 2004 style) plus two ratios and the local irregularity.
 
     ``rr_pre``/``rr_post``: the intervals to the previous and next beat; ``rr_local``: mean RR of the 10
     beats around (centred); ``rr_avg``: mean RR within +-150 s (the 5-minute average);
-    ``rr_pre_ratio``/``rr_post_ratio``: previous/next RR over the local RR.
+    ``rr_pre_ratio``/``rr_post_ratio``: previous/next RR over the local RR; ``rr_irr``: median of
+    ``|log RR_i - log RR_(i-1)|`` over the 50 beats around (centred), i.e. how irregular the rhythm is
+    locally (near 0 in sinus rhythm, large in atrial fibrillation).
     """
     t = np.asarray(peaks, dtype=float) / fs
     n = len(t)
@@ -100,6 +106,9 @@ def rr_features(peaks: np.ndarray, fs: float) -> pd.DataFrame:
     lo = np.searchsorted(t, t - AVG_HALF_S, side="left")
     hi = np.searchsorted(t, t + AVG_HALF_S, side="right")
     avg = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    jumps = np.r_[np.nan, np.abs(np.diff(np.log(np.clip(pre, 1e-3, None))))]
+    irr = pd.Series(jumps).rolling(IRR_BEATS, center=True, min_periods=3).median()
+    irr = irr.fillna(float(np.nanmedian(jumps)) if n > 1 else 0.0).to_numpy()
     return pd.DataFrame(
         {
             "rr_pre": pre,
@@ -108,6 +117,7 @@ def rr_features(peaks: np.ndarray, fs: float) -> pd.DataFrame:
             "rr_avg": avg,
             "rr_pre_ratio": pre / local,
             "rr_post_ratio": post / local,
+            IRR_COL: irr,
         }
     )
 
@@ -197,6 +207,25 @@ def beat_arrays(beats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
+def prematurity_features(beats: pd.DataFrame) -> np.ndarray:
+    """[n, 3] timing features relative to the patient's own rhythm around each beat (float64).
+
+    ``log(RR_pre / RR_local)`` and ``log(RR_post / RR_local)``, each divided by the local irregularity
+    (``rr_irr`` + ``IRR_FLOOR``), and ``log(RR_local / RR_avg)``. A premature beat in a regular rhythm gets
+    a large negative first feature; the same RR jump inside atrial fibrillation does not.
+    """
+    cols = ["rr_pre", "rr_post", "rr_local", "rr_avg", IRR_COL]
+    missing = [c for c in cols if c not in beats.columns]
+    if missing:
+        raise DataError(
+            f"beat table lacks column(s) {', '.join(missing)}; build it with beat_table() (preprocessing "
+            f"version {CACHE_VERSION})"
+        )
+    pre, post, local, avg = (np.log(np.clip(beats[c].to_numpy(np.float64), 1e-3, None)) for c in cols[:4])
+    spread = np.clip(beats[IRR_COL].to_numpy(np.float64), 0.0, None) + IRR_FLOOR
+    return np.stack([(pre - local) / spread, (post - local) / spread, local - avg], axis=1)
+
+
 def _match(peaks: np.ndarray, ann: np.ndarray, sym: np.ndarray, tol: int) -> np.ndarray:
     """Symbol of the nearest annotation within ``tol`` samples of each peak ('' when none)."""
     out = np.full(len(peaks), "", dtype=object)
@@ -211,7 +240,7 @@ def _match(peaks: np.ndarray, ann: np.ndarray, sym: np.ndarray, tol: int) -> np.
     return out
 
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 
 
 def default_cache_dir() -> Path:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from genforge.ecg import ECGAnomalyDetector, beat_table, metrics, read_record
-from genforge.ecg.preprocess import PRE, RR_COLS, WAVE_COLS, align_peaks, bandpass
-from genforge.errors import GenforgeError
+from genforge.ecg.preprocess import (
+    PRE,
+    RR_COLS,
+    WAVE_COLS,
+    align_peaks,
+    bandpass,
+    prematurity_features,
+    rr_features,
+)
+from genforge.errors import DataError, GenforgeError
 
 from .conftest import TEST_RECORD, TRAIN_RECORDS
 
@@ -83,3 +94,52 @@ def test_save_load_roundtrip_and_explain(small_model, small_beats) -> None:
     # a normal beat is reconstructed closely (correlation with the input)
     assert np.corrcoef(ex["input"], ex["reconstruction"])[0, 1] > 0.9
     assert set(RR_COLS) <= set(beats.columns)
+
+
+def test_prematurity_is_relative_to_the_local_rhythm(small_beats) -> None:
+    # synthetic peaks at 100 Hz: one beat 30% early, once in a regular rhythm, once in an irregular one
+    rng = np.random.default_rng(0)
+    regular = np.full(200, 80.0)
+    irregular = 80.0 * np.exp(rng.normal(0, 0.25, 200))
+    feats, irr = [], []
+    for rhythm in (regular, irregular):
+        rr = rhythm.copy()
+        rr[99], rr[100] = 56.0, 104.0  # the early beat (index 100) and its compensatory pause
+        rr[98] = rr[101] = 80.0
+        table = rr_features(np.r_[0, np.cumsum(rr)], fs=100.0)
+        irr.append(table["rr_irr"].iloc[100])
+        feats.append(prematurity_features(table)[100])
+    assert irr[0] < 0.01 < 0.1 < irr[1]
+    assert feats[0][0] < -3  # clearly premature where the rhythm is regular
+    assert feats[0][0] < 4 * feats[1][0] < 0  # the same jump counts far less inside an irregular rhythm
+    # real beats: the annotated premature atrial beats of record 100 stand out on the first feature
+    b100 = small_beats[small_beats["record"] == "100"]
+    first = prematurity_features(b100)[:, 0]
+    aami = b100["aami"].to_numpy()
+    assert np.median(first[aami == "S"]) < np.quantile(first[aami == "N"], 0.01)
+
+
+def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    train = train.reset_index(drop=True)
+    with pytest.raises(GenforgeError, match="timing"):
+        ECGAnomalyDetector(timing="wrong").fit(train)
+    det = ECGAnomalyDetector(timing="absolute", max_steps=60, max_train_beats=1500).fit(train)
+    test = small_beats[small_beats["record"] == "100"]
+    # a checkpoint written before the timing option (state version 1) loads as absolute RR timing
+    det.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    extra = config["extra"]
+    extra["state_version"] = 1
+    del extra["params"]["timing"]
+    state = extra["state"]
+    state["rr_precision_"] = state.pop("timing_precision_")
+    del state["timing_mean_"], state["timing_std_"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = ECGAnomalyDetector.load(tmp_path)
+    assert old.timing == "absolute"
+    np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
+    with pytest.raises(DataError, match="rr_irr"):
+        ECGAnomalyDetector.load(tmp_path).set_params(timing="prematurity").score_parts(
+            pd.DataFrame(test.drop(columns="rr_irr"))
+        )
