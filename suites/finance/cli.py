@@ -127,22 +127,33 @@ def evaluate_vol(
     mcs_reps: int = typer.Option(1000, help="Bootstrap replications of the model confidence set."),
     jobs: int = typer.Option(1, help="Processes for the VAE's refits (only without warm starts)."),
     seed: int = typer.Option(0, help="Seed of the VAE (weights, batches, latent draws)."),
+    var_method: str = typer.Option(
+        "fhs", "--var-method", help="VAE VaR quantile: fhs (empirical) or evt (GPD tail, McNeil-Frey)."
+    ),
 ) -> None:
     """Rolling out-of-sample evaluation: the VAE vs GARCH(1,1)-t, GJR-t, EGARCH-t, EWMA, HAR."""
     from genforge.finance.data import load_prices_or_default
     from genforge.finance.evaluate import baseline_models, evaluate_volatility, format_table
-    from genforge.finance.volatility import VolatilityForecaster
+    from genforge.finance.volatility import VAR_METHODS, VolatilityForecaster
 
     if table_path is not None:
         _check_table_out(table_path, "--table")
     if initial < 300 or refit_every < 1:
         raise GenforgeError(f"--initial {initial} / --refit-every {refit_every}: expected >= 300 and >= 1")
+    if var_method not in VAR_METHODS:
+        raise GenforgeError(f"--var-method {var_method!r}: expected one of {', '.join(VAR_METHODS)}")
     prices = load_prices_or_default(data, min_rows=initial + 2)
     _threads()
     models: list[Any] = []
     if not no_vae:
         models.append(
-            VolatilityForecaster(steps=vae_steps, warm_steps=warm_steps, warm_start=warm_steps > 0, seed=seed)
+            VolatilityForecaster(
+                steps=vae_steps,
+                warm_steps=warm_steps,
+                warm_start=warm_steps > 0,
+                seed=seed,
+                var_method=var_method,
+            )
         )
     models.extend(baseline_models())
     result, table = evaluate_volatility(
@@ -155,6 +166,8 @@ def evaluate_vol(
         jobs=jobs,
         log=lambda m: typer.echo(m, err=True),
     )
+    if not no_vae:
+        result["vae_var_method"] = var_method
     result["anchors_qlike"] = {"gjr_t": 1.5517, "egarch_t": 1.5602, "garch_t": 1.5938, "ewma": 1.6223}
     text = format_table(result)
     typer.echo(text)

@@ -9,7 +9,7 @@ import pytest
 from genforge.finance.data import return_frame
 from genforge.finance.evaluate import ArchBaseline, rolling_forecasts, score_forecasts
 from genforge.finance.stats_tests import qlike_loss
-from genforge.finance.volatility import VolatilityForecaster
+from genforge.finance.volatility import VolatilityForecaster, gpd_tail_quantile
 
 
 def simulated_prices(n: int = 1400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -131,3 +131,38 @@ def test_parallel_refits_give_the_same_forecasts():
     serial = rolling_forecasts(model, frame, initial=300, refit_every=20)
     parallel = rolling_forecasts(model, frame, initial=300, refit_every=20, jobs=2)
     pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_gpd_tail_quantile_matches_student_t_quantiles():
+    """The POT/GPD quantile of simulated Student-t losses is close to the true quantile."""
+    from scipy import stats
+
+    nu = 4.0
+    errors = []
+    for seed in range(5):
+        losses = np.random.default_rng(seed).standard_t(nu, 4000)
+        for alpha in (0.01, 0.005):
+            true = stats.t.ppf(1 - alpha, nu)
+            errors.append(abs(gpd_tail_quantile(losses, alpha) / true - 1))
+    assert np.mean(errors) < 0.06 and max(errors) < 0.15, errors
+    # a level outside the tail (alpha >= tail fraction) falls back to the empirical quantile
+    losses = np.random.default_rng(0).standard_normal(1000)
+    assert gpd_tail_quantile(losses, 0.2) == pytest.approx(np.quantile(losses, 0.8))
+
+
+def test_evt_var_method_changes_only_var_and_round_trips(tmp_path):
+    from genforge.errors import GenforgeError
+
+    prices, _ = simulated_prices(n=600, seed=3)
+    fhs = VolatilityForecaster(steps=40, n_samples=32, base="ewma").fit(prices)
+    evt = VolatilityForecaster(steps=40, n_samples=32, base="ewma", var_method="evt").fit(prices)
+    p_fhs, p_evt = fhs.predict(prices), evt.predict(prices)
+    np.testing.assert_allclose(p_evt["variance"], p_fhs["variance"], rtol=1e-12)
+    assert not np.allclose(p_evt["var_1"], p_fhs["var_1"])
+    assert (p_evt["var_1"] > p_evt["var_5"]).all() and (p_evt["var_5"] > 0).all()
+    evt.save(tmp_path / "evt")
+    again = VolatilityForecaster.load(tmp_path / "evt")
+    assert again.var_method == "evt"
+    pd.testing.assert_frame_equal(p_evt, again.predict(prices))
+    with pytest.raises(GenforgeError, match="var_method"):
+        VolatilityForecaster(steps=5, var_method="gauss").fit(prices)
