@@ -118,3 +118,31 @@ def test_demo_is_labelled_simulated(tmp_path: Path) -> None:
     ).is_file()
     text = (tmp_path / "SIMULATED_README.txt").read_text()
     assert "SIMULATED" in text and "genforge ecg evaluate" in text
+
+
+def test_download_wraps_wfdb_offline(mitdb: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`genforge ecg download` on local files: a stand-in for wfdb.dl_database serves MIT-BIH from disk."""
+    import wfdb
+
+    from genforge.ecg import read_record
+
+    calls = []
+
+    def fake_dl_database(db_dir, dl_dir, records="all", annotators="all", **kwargs):
+        calls.append((db_dir, records, annotators))
+        _copy(mitdb, list(records), Path(dl_dir))
+
+    monkeypatch.setattr(wfdb, "dl_database", fake_dl_database)
+    target = tmp_path / "dl"
+    assert main(["ecg", "download", "mitdb", "--dir", str(target), "--records", "100, 101"]) == 0
+    assert calls == [("mitdb", ["100", "101"], "all")]
+    assert f"downloaded mitdb into {target}" in capsys.readouterr().out
+    assert read_record(target / "100").fs > 0  # what arrives is readable as usual
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(wfdb, "dl_database", offline)
+    assert main(["ecg", "download", "mitdb", "--dir", str(tmp_path / "dl2")]) == 2
+    err = capsys.readouterr().err
+    assert "mitdb: download from PhysioNet failed" in err and "Traceback" not in err
