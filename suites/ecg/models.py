@@ -8,8 +8,13 @@ How a beat is scored (higher anomaly score = more abnormal):
   reconstruction decoded from the posterior mean, plus the KL) is the shape score. The difference view is
   patient-independent: a new patient's normal beats look like their own median beat even when they look
   unlike any training patient's.
-- **timing**: a Mahalanobis distance to the training beats' mean and covariance; premature
-  supraventricular beats often differ only in timing. With ``timing="prematurity"`` (default) it reads
+- **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
+  among the training beats (``timing_density="knn"``, default) or a Mahalanobis distance to their mean
+  and covariance (``"mahalanobis"``); premature supraventricular beats often differ only in timing. The
+  neighbour distance follows a timing distribution with several modes (sinus rhythm, atrial
+  fibrillation, bigeminy in the training patients) where one ellipse cannot: patient-wise 4-fold CV inside
+  DS1, AUROC 0.978 with 20-NN vs 0.977 with Mahalanobis, class S 0.966 vs 0.949 (5-NN 0.978, 50-NN
+  0.978). With ``timing="prematurity"`` (default) it reads
   timing *relative to the patient's own rhythm* (:func:`~genforge.ecg.preprocess.prematurity_features`:
   previous and next RR over the local RR, in log, divided by the local irregularity of the rhythm, and
   the local RR over the 5-minute average), so a premature beat in a regular rhythm stands out while RR
@@ -52,8 +57,10 @@ from genforge.errors import DataError, GenforgeError
 INPUTS = {"beat+deviation": 2, "deviation": 1}
 DEFAULT_HIDDEN = {"conv1d": (8, 16, 32), "mlp": (256, 128)}
 TIMINGS = ("prematurity", "absolute")
+DENSITIES = ("knn", "mahalanobis")
 ESTIMATOR = "genforge.ecg.ECGAnomalyDetector"
-STATE_VERSION = 2
+STATE_VERSION = 3
+TIMING_REFERENCE = "timing_reference.safetensors"
 
 
 class ECGAnomalyDetector:
@@ -74,6 +81,8 @@ class ECGAnomalyDetector:
         lr: float = 2e-3,
         rr_weight: float = 1.0,
         timing: str = "prematurity",
+        timing_density: str = "knn",
+        timing_k: int = 20,
         use_cond: bool = True,
         inputs: str = "deviation",
         target_far: float = 0.01,
@@ -92,6 +101,8 @@ class ECGAnomalyDetector:
         self.lr = lr
         self.rr_weight = rr_weight
         self.timing = timing
+        self.timing_density = timing_density
+        self.timing_k = timing_k
         self.use_cond = use_cond
         self.inputs = inputs
         self.target_far = target_far
@@ -128,6 +139,12 @@ class ECGAnomalyDetector:
             raise GenforgeError(f"inputs={self.inputs!r}: expected one of {', '.join(INPUTS)}")
         if self.timing not in TIMINGS:
             raise GenforgeError(f"timing={self.timing!r}: expected one of {', '.join(TIMINGS)}")
+        if self.timing_density not in DENSITIES:
+            raise GenforgeError(
+                f"timing_density={self.timing_density!r}: expected one of {', '.join(DENSITIES)}"
+            )
+        if self.timing_k < 1:
+            raise GenforgeError(f"timing_k={self.timing_k}: expected a positive number of neighbours")
         if not 0 < self.target_far < 1:
             raise GenforgeError(f"target_far={self.target_far}: expected a fraction in (0, 1)")
         waves, templates, rr = beat_arrays(beats)
@@ -150,6 +167,8 @@ class ECGAnomalyDetector:
         z = (timing[train_idx] - self.timing_mean_) / self.timing_std_
         cov = np.cov(z, rowvar=False) + 1e-3 * np.eye(z.shape[1])
         self.timing_precision_ = np.linalg.inv(cov)
+        self.timing_reference_ = z.astype(np.float32)
+        self._timing_index = None
         x = self._inputs(waves, templates)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
@@ -202,7 +221,8 @@ class ECGAnomalyDetector:
         return parts["score"].to_numpy()
 
     def score_parts(self, beats: pd.DataFrame) -> pd.DataFrame:
-        """Per beat: ``shape`` (VAE negative ELBO), ``timing`` (RR Mahalanobis) and combined ``score``.
+        """Per beat: ``shape`` (VAE negative ELBO), ``timing`` (kNN or Mahalanobis distance of the timing
+        features) and the combined ``score``.
 
         With ``timing="prematurity"`` the beats must keep their record's order (as ``beat_table`` gives
         them): the irregularity feature comes from the neighbouring beats at preprocessing time.
@@ -294,7 +314,14 @@ class ECGAnomalyDetector:
                 "n_train_": self.n_train_,
             },
         }
-        return genforge.save(self.model_, directory, extra=extra)
+        from safetensors.numpy import save_file
+
+        from genforge.io import atomic_path
+
+        out = genforge.save(self.model_, directory, extra=extra)
+        with atomic_path(Path(directory) / TIMING_REFERENCE) as tmp:
+            save_file({"timing_reference": np.ascontiguousarray(self.timing_reference_)}, str(tmp))
+        return out
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ECGAnomalyDetector:
@@ -318,12 +345,22 @@ class ECGAnomalyDetector:
                 timing_std_=state["rr_std_"],
                 timing_precision_=state["rr_precision_"],
             )
+        if int(extra.get("state_version", 1)) < 3:  # versions 1-2: Mahalanobis timing, no reference set
+            params["timing_density"] = "mahalanobis"
         det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
         for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
             setattr(det, key, np.asarray(state[key], dtype=np.float64))
         for key in ("x_scale_", "vae_center_", "vae_scale_", "rr_center_", "rr_scale_", "offset_"):
             setattr(det, key, float(state[key]))
         det.n_train_ = int(state["n_train_"])
+        det._timing_index = None
+        if det.timing_density == "knn":
+            from safetensors.numpy import load_file
+
+            path = Path(directory) / TIMING_REFERENCE
+            if not path.is_file():
+                raise GenforgeError(f"{directory}: {TIMING_REFERENCE} is missing; save the detector again")
+            det.timing_reference_ = load_file(str(path))["timing_reference"].astype(np.float32)
         det.model_ = genforge.load(directory).eval()
         return det
 
@@ -369,7 +406,17 @@ class ECGAnomalyDetector:
 
     def _rr_score(self, features: np.ndarray) -> np.ndarray:
         z = (features - self.timing_mean_) / self.timing_std_
-        return np.sqrt(np.einsum("ij,jk,ik->i", z, self.timing_precision_, z))
+        if self.timing_density == "mahalanobis":
+            return np.sqrt(np.einsum("ij,jk,ik->i", z, self.timing_precision_, z))
+        if getattr(self, "_timing_index", None) is None:
+            from sklearn.neighbors import NearestNeighbors
+
+            k = min(self.timing_k, len(self.timing_reference_))
+            self._timing_index = NearestNeighbors(n_neighbors=k).fit(self.timing_reference_)
+        if len(z) == 0:
+            return np.zeros(0)
+        dist, _ = self._timing_index.kneighbors(z.astype(np.float32))
+        return dist[:, -1].astype(np.float64)
 
     def _combine(self, vae: np.ndarray, rr: np.ndarray) -> np.ndarray:
         return (vae - self.vae_center_) / self.vae_scale_ + self.rr_weight * (
@@ -387,6 +434,8 @@ _PARAMS = (
     "lr",
     "rr_weight",
     "timing",
+    "timing_density",
+    "timing_k",
     "use_cond",
     "inputs",
     "target_far",

@@ -124,9 +124,14 @@ def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
     train = train.reset_index(drop=True)
     with pytest.raises(GenforgeError, match="timing"):
         ECGAnomalyDetector(timing="wrong").fit(train)
-    det = ECGAnomalyDetector(timing="absolute", max_steps=60, max_train_beats=1500).fit(train)
+    with pytest.raises(GenforgeError, match="timing_density"):
+        ECGAnomalyDetector(timing_density="wrong").fit(train)
+    det = ECGAnomalyDetector(
+        timing="absolute", timing_density="mahalanobis", max_steps=60, max_train_beats=1500
+    ).fit(train)
     test = small_beats[small_beats["record"] == "100"]
-    # a checkpoint written before the timing option (state version 1) loads as absolute RR timing
+    # a checkpoint written before the timing options (state version 1) loads as absolute RR timing
+    # with the Mahalanobis density
     det.save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     extra = config["extra"]
@@ -137,9 +142,28 @@ def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
     del state["timing_mean_"], state["timing_std_"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     old = ECGAnomalyDetector.load(tmp_path)
-    assert old.timing == "absolute"
+    assert old.timing == "absolute" and old.timing_density == "mahalanobis"
     np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
     with pytest.raises(DataError, match="rr_irr"):
         ECGAnomalyDetector.load(tmp_path).set_params(timing="prematurity").score_parts(
             pd.DataFrame(test.drop(columns="rr_irr"))
         )
+
+
+def test_knn_timing_scores_survive_save_and_load(small_beats, tmp_path) -> None:
+    """The default kNN timing density keeps its reference set in a safetensors file beside the model."""
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    det = ECGAnomalyDetector(max_steps=40, max_train_beats=1500, timing_k=5).fit(train.reset_index(drop=True))
+    test = small_beats[small_beats["record"] == "100"]
+    parts = det.score_parts(test)
+    det.save(tmp_path)
+    back = ECGAnomalyDetector.load(tmp_path)
+    assert back.timing_density == "knn" and back.timing_k == 5
+    np.testing.assert_allclose(back.score_parts(test).to_numpy(), parts.to_numpy(), rtol=1e-5, atol=1e-5)
+    # premature beats are further from the training rhythm than the record's normal beats
+    premature = test["rr_pre"].to_numpy() < 0.8 * test["rr_local"].to_numpy()
+    assert premature.any()
+    assert parts["timing"][premature].median() > 2 * parts["timing"][~premature].median()
+    (tmp_path / "timing_reference.safetensors").unlink()
+    with pytest.raises(GenforgeError, match="timing_reference"):
+        ECGAnomalyDetector.load(tmp_path)
