@@ -2,12 +2,13 @@
 
 How a beat is scored (higher anomaly score = more abnormal):
 
-- **shape**: the core VAE (:class:`genforge.models.vae.VAE`) reads the beat's difference from its record's
-  median beat (``inputs="deviation"``; ``"beat+deviation"`` adds the raw beat as a second channel) and is
-  conditioned on the beat's standardised log RR features. Its deterministic negative ELBO (NLL of the
-  reconstruction decoded from the posterior mean, plus the KL) is the shape score. The difference view is
-  patient-independent: a new patient's normal beats look like their own median beat even when they look
-  unlike any training patient's.
+- **shape**: the core VAE (:class:`genforge.models.vae.VAE`) reads the beat's difference from its local
+  template, the median of the typical beats around it (``t_*`` columns, see
+  :mod:`genforge.ecg.preprocess`; ``inputs="deviation"``; ``"beat+deviation"`` adds the raw beat as a
+  second channel) and is conditioned on the beat's standardised log RR features. Its deterministic
+  negative ELBO (NLL of the reconstruction decoded from the posterior mean, plus the KL) is the shape
+  score. The difference view is patient-independent: a new patient's normal beats look like their own
+  template even when they look unlike any training patient's.
 - **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
   among the training beats (``timing_density="knn"``, default) or a Mahalanobis distance to their mean
   and covariance (``"mahalanobis"``); premature supraventricular beats often differ only in timing. The
@@ -372,7 +373,7 @@ class ECGAnomalyDetector:
             )
 
     def _inputs(self, waves: np.ndarray, templates: np.ndarray) -> np.ndarray:
-        """The VAE's channels: the beat and/or its difference from the record's median beat."""
+        """The VAE's channels: the beat and/or its difference from its local template."""
         if self.inputs == "deviation":
             return (waves - templates)[:, None, :].astype(np.float32)
         return np.stack([waves, waves - templates], axis=1).astype(np.float32)
