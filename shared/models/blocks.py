@@ -99,8 +99,16 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-def down_stage(dims: int, c_in: int, c_out: int, dropout: float = 0.0) -> nn.Sequential:
-    """Halve every spatial size exactly (for even sizes): strided conv, norm, act, residual block."""
+def down_stage(
+    dims: int, c_in: int, c_out: int, dropout: float = 0.0, residual: bool = True
+) -> nn.Sequential:
+    """Halve every spatial size exactly (for even sizes): strided conv, norm, act, residual block.
+
+    ``residual=False`` keeps only the strided conv and the activation: several times cheaper on a CPU,
+    for small inputs where depth buys little (e.g. single heartbeats).
+    """
+    if not residual:
+        return nn.Sequential(conv_cls(dims)(c_in, c_out, 4, stride=2, padding=1), nn.SiLU())
     return nn.Sequential(
         conv_cls(dims)(c_in, c_out, 4, stride=2, padding=1),
         group_norm(c_out),
@@ -109,8 +117,13 @@ def down_stage(dims: int, c_in: int, c_out: int, dropout: float = 0.0) -> nn.Seq
     )
 
 
-def up_stage(dims: int, c_in: int, c_out: int, dropout: float = 0.0) -> nn.Sequential:
-    """Double every spatial size exactly: transposed conv, norm, act, residual block."""
+def up_stage(
+    dims: int, c_in: int, c_out: int, dropout: float = 0.0, residual: bool = True
+) -> nn.Sequential:
+    """Double every spatial size exactly: transposed conv, norm, act, residual block (``residual=False``:
+    the transposed conv and the activation only, as in :func:`down_stage`)."""
+    if not residual:
+        return nn.Sequential(conv_transpose_cls(dims)(c_in, c_out, 4, stride=2, padding=1), nn.SiLU())
     return nn.Sequential(
         conv_transpose_cls(dims)(c_in, c_out, 4, stride=2, padding=1),
         group_norm(c_out),

@@ -8,6 +8,8 @@ One class, three encoder/decoder shapes, three likelihoods:
 - ``likelihood="gaussian"`` (mean from the decoder, learned log-std per channel/feature, clamped to
   [LOG_SIGMA_MIN, LOG_SIGMA_MAX]), ``"bernoulli"`` (x in [0, 1], logits), ``"categorical"``
   (x = Long class indices with K = in_channels classes; logits [B, K, ...]).
+- ``residual=False`` (conv kinds): plain strided convolutions without residual blocks or GroupNorm,
+  several times cheaper on a CPU for small inputs such as single heartbeats.
 - ``cond_dim > 0``: a conditioning vector [B, cond_dim] is concatenated to the encoder features and
   to z in the decoder (conditional VAE).
 
@@ -52,6 +54,7 @@ class VAEConfig:
     cond_dim: int = 0  # optional conditioning vector (concatenated in encoder and decoder)
     beta: float = 1.0
     learn_sigma: bool = True  # gaussian: learned observation log-std per channel/feature
+    residual: bool = True  # conv kinds: residual blocks + GroupNorm per stage; False = plain strided convs
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -104,7 +107,10 @@ class VAE(nn.Module):
             conv = nn.Conv1d if dims == 1 else nn.Conv2d
             self.encoder = nn.Sequential(
                 conv(c.in_channels, c.hidden[0], 3, padding=1),
-                *(down_stage(dims, widths[i], widths[i + 1], c.dropout) for i in range(len(c.hidden))),
+                *(
+                    down_stage(dims, widths[i], widths[i + 1], c.dropout, c.residual)
+                    for i in range(len(c.hidden))
+                ),
                 nn.Flatten(),
             )
             flat = c.hidden[-1] * math.prod(self.bottom)
@@ -112,9 +118,8 @@ class VAE(nn.Module):
             self.dec_head = nn.Sequential(nn.Linear(latent + cond, flat), nn.SiLU())
             stages = reversed(range(len(c.hidden)))
             self.decoder = nn.Sequential(
-                *(up_stage(dims, widths[i + 1], widths[i], c.dropout) for i in stages),
-                group_norm(c.hidden[0]),
-                nn.SiLU(),
+                *(up_stage(dims, widths[i + 1], widths[i], c.dropout, c.residual) for i in stages),
+                *((group_norm(c.hidden[0]), nn.SiLU()) if c.residual else ()),
                 conv(c.hidden[0], c.in_channels, 3, padding=1),
             )
         if c.likelihood == "gaussian":

@@ -56,7 +56,9 @@ def train(
     records: str = typer.Option("DS1", "--records", help="DS1, DS2, all, or a comma list like 101,106"),
     out: Path = typer.Option(..., "--out", help="Model folder to write"),
     peaks: str = typer.Option("reference", "--peaks", help="Beat positions: reference (.atr) or detect"),
-    architecture: str = typer.Option("mlp", "--architecture", help="VAE kind: conv1d or mlp"),
+    architecture: str = typer.Option(
+        "mlp", "--architecture", help="VAE kind: mlp (default), conv1d (plain convs) or conv1d-residual"
+    ),
     max_steps: int = typer.Option(800, "--max-steps", help="Training steps"),
     target_far: float = typer.Option(0.01, "--target-far", help="False-alarm rate on held-out normal beats"),
     seed: int = typer.Option(0, "--seed"),
@@ -139,7 +141,9 @@ def evaluate(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here"),
     folds: int = typer.Option(5, "--folds", help="intra: how many of the 5 folds to run"),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the baselines too"),
-    architecture: str = typer.Option("mlp", "--architecture", help="VAE kind: conv1d or mlp"),
+    architecture: str = typer.Option(
+        "mlp", "--architecture", help="VAE kind: mlp (default), conv1d (plain convs) or conv1d-residual"
+    ),
     max_steps: int = typer.Option(None, "--max-steps", help="Override the detector's training steps"),
     rr_weight: float = typer.Option(None, "--rr-weight", help="Override the weight of the RR timing score"),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Beat cache (default: ~/.cache/genforge/ecg)"),

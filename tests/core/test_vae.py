@@ -8,6 +8,7 @@ import torch
 from torch import distributions as D
 
 from genforge.errors import DataError
+from genforge.models.blocks import ResBlock
 from genforge.models.vae import LOG_SIGMA_MIN, VAE, VAEConfig
 from genforge.registry import build_model, config_to_dict
 
@@ -15,6 +16,10 @@ CASES = [
     (VAEConfig(kind="conv1d", in_channels=2, length=256, hidden=(8, 16)), (2, 256), "float"),
     (VAEConfig(kind="conv1d", in_channels=1, length=257, hidden=(8, 16, 16)), (1, 257), "float"),
     (VAEConfig(kind="conv1d", in_channels=1, length=5, hidden=(8, 8, 8)), (1, 5), "float"),
+    (VAEConfig(kind="conv1d", in_channels=1, length=130, hidden=(8, 16, 32), residual=False, cond_dim=4),
+     (1, 130), "float"),
+    (VAEConfig(kind="conv2d", in_channels=3, image_size=(9, 12), hidden=(8, 16), residual=False), (3, 9, 12),
+     "float"),
     (
         VAEConfig(kind="conv1d", in_channels=4, length=33, hidden=(8,), likelihood="categorical"),
         (33,),
@@ -226,3 +231,15 @@ def test_checkpoint_round_trip(tmp_path):
     x = make_x(cfg, shape, dtype)
     assert loaded.config == cfg
     torch.testing.assert_close(loaded.recon_error(x), model.recon_error(x))
+
+
+def test_plain_conv_stages_are_lighter_and_old_configs_default_to_residual():
+    """residual=False drops the residual blocks and norms; configs saved before the field stay residual."""
+    heavy = VAE(VAEConfig(kind="conv1d", length=128, hidden=(8, 16, 32)))
+    light = VAE(VAEConfig(kind="conv1d", length=128, hidden=(8, 16, 32), residual=False))
+    convs = lambda m: sum(isinstance(x, torch.nn.Conv1d | torch.nn.ConvTranspose1d) for x in m.modules())  # noqa: E731
+    assert convs(light) == 8 and convs(heavy) == 20
+    assert not any(isinstance(x, torch.nn.GroupNorm | ResBlock) for x in light.modules())
+    saved = config_to_dict(heavy.config)
+    saved.pop("residual")
+    assert build_model("vae", saved).config.residual is True
