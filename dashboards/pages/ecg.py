@@ -63,26 +63,45 @@ def _default_records_dir() -> str:
 
 
 def _save_uploads(files) -> Path:
-    """Uploaded files into a fresh temporary folder; returns the record path to read."""
+    """Uploaded files into a temporary folder of their own; returns the record path to read.
+
+    One folder per distinct upload (named by a hash of the names and bytes), so reruns of the page reuse
+    it and the cached beats. Raises DataError when the files do not make exactly one record.
+    """
+    from genforge.errors import DataError
+
     digest = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.name):
         digest.update(f.name.encode() + f.getvalue())
-    # one folder per distinct upload: reruns of the page reuse it (and the cached beats)
     folder = Path(tempfile.gettempdir()) / f"genforge-ecg-upload-{digest.hexdigest()[:16]}"
     folder.mkdir(exist_ok=True)
     for f in files:
-        target = folder / Path(f.name).name
+        target = folder / Path(f.name).name  # the bare name: an upload cannot write elsewhere
         if not target.exists():
             target.write_bytes(f.getvalue())
     heads = sorted(folder.glob("*.hea"))
     tables = sorted([*folder.glob("*.csv"), *folder.glob("*.parquet")])
-    if heads:
-        return heads[0].with_suffix("")
-    if tables:
-        return tables[0]
-    from genforge.errors import DataError
-
+    records = [h.stem for h in heads] + [t.name for t in tables]
+    if len(records) > 1:
+        raise DataError(f"upload: {len(records)} records ({', '.join(records)}); upload one record at a time")
+    if records:
+        return heads[0].with_suffix("") if heads else tables[0]
+    orphans = sorted((f.suffix != ".dat", f.name) for f in folder.iterdir() if f.suffix in {".dat", ".atr"})
+    if orphans:
+        name = orphans[0][1]
+        raise DataError(
+            f"upload: {name} has no header; upload {Path(name).stem}.hea with it "
+            "(a WFDB record is a .hea + .dat pair, optionally .atr)"
+        )
     raise DataError("upload: expected a .hea + .dat pair (optionally .atr) or a .csv/.parquet signal")
+
+
+def _upload_message(exc: Exception, record_path: Path | None) -> str:
+    """An error message about an uploaded file, naming the file as uploaded, not its temporary copy."""
+    text = str(exc)
+    if record_path is not None:
+        text = text.replace(str(record_path.parent) + os.sep, "")
+    return text
 
 
 st.title(TITLE)
@@ -149,7 +168,7 @@ else:
     if uploads:
         try:
             record_path = _save_uploads(uploads)
-        except Exception as exc:
+        except Exception as exc:  # the upload makes no record: say why, keep the page usable
             st.error(str(exc))
 
 if detector is None or record_path is None:
@@ -163,7 +182,7 @@ try:
 
     scored = score_record(detector, record_path, beats=beats)
 except Exception as exc:  # bad file: one message, the page stays usable
-    st.error(f"{exc}")
+    st.error(_upload_message(exc, record_path) if source == "upload" else str(exc))
     st.stop()
 
 for note in notes:
@@ -248,7 +267,7 @@ for col, (i, row) in zip(cols, top.iterrows(), strict=False):
     f.add_trace(
         go.Scatter(x=ex["t_ms"], y=ex["reconstruction"], name="reconstruction", line={"color": "red"})
     )
-    f.add_trace(go.Scatter(x=ex["t_ms"], y=ex["template"], name="record median", line={"dash": "dot"}))
+    f.add_trace(go.Scatter(x=ex["t_ms"], y=ex["template"], name="local template", line={"dash": "dot"}))
     label = f" ({row['symbol']})" if row["symbol"] else ""
     f.update_layout(
         height=250,
@@ -257,7 +276,10 @@ for col, (i, row) in zip(cols, top.iterrows(), strict=False):
         title=f"t={row['time_s']:.1f}s score {row['score']:.1f}{label}",
     )
     col.plotly_chart(f, key=f"beat-{i}")
-st.caption("black: the beat; red: the VAE's reconstruction; dotted: the record's median beat.")
+st.caption(
+    "black: the beat; red: the VAE's reconstruction; dotted: the local template (median of the typical "
+    "beats around it)."
+)
 
 # ------------------------------------------------------------------------------------------ downloads
 st.download_button(

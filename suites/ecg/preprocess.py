@@ -155,7 +155,8 @@ def local_templates(w: np.ndarray) -> np.ndarray:
         centre = start + TEMPLATE_BLOCK // 2
         lo, hi = max(0, centre - TEMPLATE_HALF), min(n, centre + TEMPLATE_HALF + 1)
         near = w[lo:hi][typical[lo:hi]]
-        out[start : start + TEMPLATE_BLOCK] = np.median(near, axis=0) if len(near) >= TEMPLATE_MIN else overall
+        enough = len(near) >= TEMPLATE_MIN
+        out[start : start + TEMPLATE_BLOCK] = np.median(near, axis=0) if enough else overall
     return out
 
 
