@@ -128,7 +128,10 @@ def evaluate_vol(
     jobs: int = typer.Option(1, help="Processes for the VAE's refits (only without warm starts)."),
     seed: int = typer.Option(0, help="Seed of the VAE (weights, batches, latent draws)."),
     var_method: str = typer.Option(
-        "fhs", "--var-method", help="VAE VaR quantile: fhs (empirical) or evt (GPD tail, McNeil-Frey)."
+        "skewt",
+        "--var-method",
+        help="VAE VaR quantile of the standardised residuals: skewt (Hansen skewed t, ML; the "
+        "default), fhs (empirical) or evt (GPD tail, McNeil-Frey).",
     ),
 ) -> None:
     """Rolling out-of-sample evaluation: the VAE vs GARCH(1,1)-t, GJR-t, EGARCH-t, EWMA, HAR."""

@@ -116,6 +116,15 @@ def test_evaluate_vol_small_protocol_writes_the_json_keys(tmp_path, prices_csv, 
     assert result["mcs"] and set(result["mcs"]) <= names and set(result["mcs_pvalues"]) == names
     assert result["n_days"] == 419 - 300 and result["protocol"]["refits"] == 6
     assert "vae" in out and "MCS" in out
+    assert result["vae_var_method"] == "skewt"  # the estimator's default
+
+
+def test_evaluate_vol_rejects_an_unknown_var_method(tmp_path, prices_csv, capsys):
+    json_path = tmp_path / "vol.json"
+    args = ["evaluate-vol", "--data", prices_csv, "--var-method", "gauss", "--json", json_path]
+    code, _, err = run(args, capsys)
+    assert code == 2 and "--var-method 'gauss'" in err and "skewt" in err
+    assert not json_path.exists()
 
 
 def test_run_demo_is_quick_and_writes_its_files(tmp_path):
