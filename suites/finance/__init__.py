@@ -40,6 +40,7 @@ _LAZY = {
     "var_backtest": "genforge.finance.stats_tests",
     "model_confidence_set": "genforge.finance.stats_tests",
     "ScenarioGAN": "genforge.finance.models",
+    "ScenarioDiffusion": "genforge.finance.scenario_diffusion",
     "LoanBookGAN": "genforge.finance.models",
     "LoanPricer": "genforge.finance.models",
 }

@@ -199,8 +199,17 @@ def evaluate_gen(
     json_path: Path = typer.Option(None, "--json", help="Write the results here."),
     stocks: Path = typer.Option(None, "--stocks", help="TimeGAN stock_data.csv; default: ../shared/data."),
     seeds: int = typer.Option(5),
-    steps: int = typer.Option(2000, help="GAN steps per seed (TimeGAN protocol)."),
-    hidden: int = typer.Option(64),
+    model: str = typer.Option("gan", help="Model for the TimeGAN stocks: gan or diffusion."),
+    steps: int = typer.Option(
+        None, help="Training steps per seed on the stocks (gan: 600, diffusion: 3000)."
+    ),
+    hidden: int = typer.Option(32, help="TCN width of both GAN players (both protocols)."),
+    lr: float = typer.Option(None, help="Learning rate of the stocks model (gan: 5e-4, diffusion: 1e-3)."),
+    ema_decay: float = typer.Option(
+        None,
+        help="Decay of the weight average the stocks samples come from (gan: 0.95, diffusion: 0.995); "
+        "0 samples the last step's weights.",
+    ),
     judge_steps: int = typer.Option(2000, help="Discriminative GRU judge steps (TimeGAN: 2000)."),
     predictor_steps: int = typer.Option(5000, help="Predictive GRU steps (TimeGAN: 5000)."),
     sf_steps: int = typer.Option(2000, help="GAN steps for the stylized-facts model."),
@@ -215,25 +224,37 @@ def evaluate_gen(
     from genforge.io import write_json_atomic
 
     _json_out(json_path)
+    if model not in ("gan", "diffusion"):
+        raise GenforgeError(f"--model {model}: expected gan or diffusion")
     for name, value in (
         ("--seeds", seeds),
-        ("--steps", steps),
+        ("--steps", 1 if steps is None else steps),
         ("--judge-steps", judge_steps),
         ("--predictor-steps", predictor_steps),
         ("--sf-steps", sf_steps),
         ("--sf-paths", sf_paths),
     ):
         _positive(name, value)
+    if sf_window < 2:
+        raise GenforgeError(f"--sf-window {sf_window}: expected at least 2 steps")
+    if lr is not None and not lr > 0:
+        raise GenforgeError(f"--lr {lr}: expected a positive number")
+    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+        raise GenforgeError(f"--ema-decay {ema_decay}: expected a number in [0, 1) (0: no averaging)")
     if stocks is not None and not stocks.is_file():
         raise GenforgeError(f"--stocks {stocks}: file not found; expected TimeGAN's stock_data.csv")
     cfg = GenEvalConfig(
         seeds=seeds,
+        model=model,
         steps=steps,
         hidden=hidden,
+        lr=lr,
+        ema_decay=ema_decay,
         judge_steps=judge_steps,
         predictor_steps=predictor_steps,
         sf_steps=sf_steps,
         sf_paths=sf_paths,
+        sf_window=sf_window,
         skip_timegan=skip_timegan,
         skip_stylized=skip_stylized,
     )

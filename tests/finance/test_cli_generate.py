@@ -143,6 +143,8 @@ def test_evaluate_gen_stylized_facts_only(tmp_path, capsys):
         "1",
         "--sf-paths",
         "2",
+        "--sf-window",
+        "16",
         "--hidden",
         "8",
         "--json",
@@ -152,7 +154,11 @@ def test_evaluate_gen_stylized_facts_only(tmp_path, capsys):
     result = json.loads(out.read_text())
     for key in ("emd_lag1", "emd_lag5", "emd_lag20", "emd_lag100", "acf_abs", "leverage"):
         assert np.isfinite(result[key])
-    assert "garch" in result["stylized_facts"]
+    sf = result["stylized_facts"]
+    assert "garch" in sf and "garch_vs_garch" in sf
+    # --sf-window reaches the model (it used to be dropped, leaving Quant GAN's 127)
+    assert sf["window"] == 16 and result["settings"]["sf_window"] == 16
+    assert result["settings"]["ema_decay"] == 0.95
 
 
 def test_evaluate_loans_small(tmp_path, capsys):
@@ -166,6 +172,9 @@ def test_evaluate_loans_small(tmp_path, capsys):
 def test_evaluate_errors(tmp_path, capsys):
     assert main(["finance", "evaluate-gen", "--json", str(tmp_path / "x.txt")]) == 2
     assert main(["finance", "evaluate-gen", "--stocks", str(tmp_path / "none.csv")]) == 2
+    assert main(["finance", "evaluate-gen", "--ema-decay", "1.5"]) == 2
+    assert main(["finance", "evaluate-gen", "--sf-window", "1"]) == 2
     assert main(["finance", "evaluate-loans", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("error") >= 3
+    assert "Traceback" not in err and err.count("error") >= 5
+    assert "--ema-decay" in err and "--sf-window" in err

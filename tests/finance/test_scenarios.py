@@ -75,6 +75,44 @@ def test_gan_learns_the_level_and_round_trips(tmp_path):
     assert list(frame.columns) == ["path", "t", "x0"] and len(frame) == 10
 
 
+def test_samples_come_from_the_weight_average(tmp_path):
+    """ema_decay=None samples the last step's weights; an EMA gives other weights, kept by save/load."""
+    series = np.random.default_rng(2).normal(size=200)
+    last = _small(steps=5, ema_decay=None).fit(series)
+    ema = _small(steps=5, ema_decay=0.5).fit(series)
+    w_last = last.model_.generator.state_dict()
+    w_ema = ema.model_.generator.state_dict()
+    assert any(not torch.equal(w_last[k], w_ema[k]) for k in w_last)
+    ema.save(tmp_path / "m")
+    again = ScenarioGAN.load(tmp_path / "m")
+    assert again.ema_decay == 0.5
+    np.testing.assert_allclose(again.sample(4, seed=3), ema.sample(4, seed=3), rtol=1e-5, atol=1e-6)
+    with pytest.raises(GenforgeError, match="ema_decay"):
+        _small(ema_decay=1.0).fit(series)
+
+
+def test_whitening_round_trips_and_keeps_identical_channels_identical(tmp_path):
+    """Two identical columns (like Close and Adj_Close of the TimeGAN stocks) and a noisy third one."""
+    rng = np.random.default_rng(4)
+    level = np.cumsum(rng.normal(size=300))
+    series = np.stack([level, level, 0.1 * level + rng.normal(size=300)], 1)
+    model = _small(steps=3, preprocessing="whiten").fit(series)
+    t = model.transform_
+    z = t.forward(series)
+    np.testing.assert_allclose(t.inverse(z), series, atol=1e-9)
+    std = z.std(0)
+    assert std[0] < 1e-6 and np.allclose(std[1:], 1.0, atol=1e-6)  # a zero-variance component, 2 unit ones
+    # an untrained generator is far from the data, yet its two copies of the level agree closely
+    s = model.sample(64, seed=0)
+    assert np.abs(s[..., 0] - s[..., 1]).max() < 1e-3 * series[:, 0].std()
+    baseline = _small(steps=3, preprocessing="standard").fit(series).sample(64, seed=0)
+    assert np.abs(baseline[..., 0] - baseline[..., 1]).max() > 0.1 * series[:, 0].std()
+    model.save(tmp_path / "w")
+    np.testing.assert_allclose(
+        ScenarioGAN.load(tmp_path / "w").sample(4, seed=1), model.sample(4, seed=1), atol=1e-6
+    )
+
+
 def test_clip_keeps_samples_in_training_range():
     x = np.random.default_rng(1).uniform(0, 1, size=(64, 8, 2))
     model = _small(window=8, steps=2, clip=True, preprocessing="standard").fit(x)
@@ -119,9 +157,32 @@ def test_stylized_facts_of_the_series_itself_are_zero_and_noise_is_not():
 
 def test_rolling_sum_and_acf_by_hand():
     np.testing.assert_allclose(eg.rolling_sum(np.array([1.0, 2, 3, 4]), 2), [3, 5, 7])
+    # Corr(r_{t+tau}, r_t) of the lagged pairs: exactly -1 and +1 for an alternating series
+    # (the whole-series-variance estimator would give -0.99 and 0.98 here)
     x = np.array([1.0, -1.0] * 50)
-    assert eg._acf(x, 2)[0] == pytest.approx(-0.99, abs=0.01)
-    assert eg._acf(x, 2)[1] == pytest.approx(0.98, abs=0.01)
+    np.testing.assert_allclose(eg._acf(x, 2), [-1.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(eg._acf(np.arange(30.0), 3), [1.0, 1.0, 1.0], atol=1e-12)
+    # leverage Corr(r_t, r_{t+tau}^2): the series 1, 2, 1, 2, ... (pairs (1, 4), (2, 1)) gives -1, +1
+    np.testing.assert_allclose(eg._leverage(np.array([1.0, 2.0] * 20), 2), [-1.0, 1.0], atol=1e-12)
+
+
+def test_acf_scores_known_value():
+    """Quant GAN's ACF score || C(f(r)) - mean_m C(f(r_m)) ||_2 over lags 1..S, worked by hand (S = 2).
+
+    History 1, -2, 1, -2, ..., 1 (121 steps): C(r) = C(|r|) = (-1, 1). Paths: a ramp 1..121, with
+    C = (1, 1) for r and |r|, and 0, 1, 0, -1, ... repeated, ending in 0, whose lag-1 pairs are
+    uncorrelated (both halves have mean 0) and which flips sign over two steps: C = (0, -1); its
+    absolute value 0, 1, 0, 1, ... alternates: C = (-1, 1). Means over the two paths: (1/2, 0) for r,
+    (0, 1) for |r|; scores ||(-3/2, 1)|| = sqrt(13) / 2 and ||(-1, 0)|| = 1. (Averaging the per-path
+    norms instead would give (2 + sqrt(5)) / 2 for r.)
+    """
+    real = np.array([1.0, -2.0] * 60 + [1.0])
+    paths = np.stack([np.arange(1.0, 122.0), np.array([0.0, 1.0, 0.0, -1.0] * 30 + [0.0])])
+    scores = eg.stylized_facts(real, paths, lags=2)
+    assert scores["acf"] == pytest.approx(np.sqrt(13.0) / 2.0, abs=1e-12)
+    assert scores["acf_abs"] == pytest.approx(1.0, abs=1e-12)
+    # S is capped by the path length: paths of 5 steps give at most 3 lags
+    assert np.isfinite(eg.stylized_facts(real, paths[:1, :5], lags=250)["acf"])
 
 
 def test_garch_paths_shape_and_scale():

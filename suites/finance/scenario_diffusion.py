@@ -1,0 +1,236 @@
+"""Market scenarios from a diffusion model: the same estimator API as ScenarioGAN, another family.
+
+:class:`ScenarioDiffusion` wraps the core :class:`genforge.models.diffusion.Diffusion` (a 1-D UNet
+over windows ``[C, L]``, DDPM training, DDIM sampling) with the scenario GAN's inputs and
+preprocessing (:func:`~genforge.finance.scenarios.prepare_windows`, the per-channel transforms,
+``"whiten"`` by default), trained by the core :class:`~genforge.training.Trainer` with an EMA of the
+weights (the usual practice for diffusion models). It is a likelihood model, so there is no
+adversarial game to go unstable, at the price of ``sample_steps`` network calls per sample.
+
+Unlike the causal TCN generator, the UNet sees the whole window at once: sampled lengths are
+rounded up to a multiple of the UNet's downsampling factor and cropped, and paths much longer than
+the training window are outside what it learned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genforge.errors import GenforgeError
+from genforge.finance.scenarios import PREPROCESSING, _ChannelTransform, prepare_windows
+
+FORMAT = "genforge.finance.ScenarioDiffusion"
+PARAMS = (
+    "base_channels",
+    "channel_mults",
+    "steps",
+    "batch_size",
+    "lr",
+    "timesteps",
+    "schedule",
+    "prediction",
+    "sample_steps",
+    "preprocessing",
+    "clip",
+    "stride",
+    "ema_decay",
+    "seed",
+)
+
+
+class ScenarioDiffusion:
+    """Diffusion model of windows of a (multivariate) series; ``fit`` / ``sample`` / ``save`` / ``load``.
+
+    Parameters (no work is done here; scikit-learn convention):
+        window: training window length (and the default sample length).
+        base_channels / channel_mults: UNet width per resolution level (each extra level halves
+        the length). steps / batch_size / lr: the training budget (AdamW, one batch per step).
+        timesteps / schedule / prediction: the noise schedule and the network's target ("epsilon"
+        or "v"). sample_steps: DDIM steps per sample. preprocessing / clip / stride: as in
+        :class:`~genforge.finance.scenarios.ScenarioGAN`. ema_decay: decay of the weight average
+        that sampling uses.
+    Learned: ``model_`` (the core Diffusion), ``transform_``, ``columns_``, ``history_``.
+    """
+
+    def __init__(
+        self,
+        window: int = 24,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2),
+        steps: int = 3000,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        timesteps: int = 1000,
+        schedule: str = "cosine",
+        prediction: str = "v",
+        sample_steps: int = 50,
+        preprocessing: str = "whiten",
+        clip: bool = False,
+        stride: int = 1,
+        ema_decay: float | None = 0.995,
+        seed: int = 0,
+        progress: bool = True,
+        device: str = "cpu",
+    ) -> None:
+        self.window = window
+        self.base_channels = base_channels
+        self.channel_mults = tuple(channel_mults)
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.timesteps = timesteps
+        self.schedule = schedule
+        self.prediction = prediction
+        self.sample_steps = sample_steps
+        self.preprocessing = preprocessing
+        self.clip = clip
+        self.stride = stride
+        self.ema_decay = ema_decay
+        self.seed = seed
+        self.progress = progress
+        self.device = device
+
+    @property
+    def _factor(self) -> int:
+        """Lengths the UNet accepts are multiples of this (one halving per extra level)."""
+        return 2 ** (len(self.channel_mults) - 1)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: Any) -> ScenarioDiffusion:
+        """Fit on a series ``[T, C]`` (DataFrame/Series/array, cut into windows) or windows ``[N, L, C]``."""
+        from genforge.models.diffusion import Diffusion, DiffusionConfig
+        from genforge.training import TrainConfig, Trainer
+
+        if self.preprocessing not in PREPROCESSING:
+            raise GenforgeError(
+                f"ScenarioDiffusion preprocessing: expected one of {PREPROCESSING}, "
+                f"got {self.preprocessing!r}"
+            )
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise GenforgeError(
+                f"ScenarioDiffusion ema_decay: expected a number in (0, 1) or None, got {self.ema_decay!r}"
+            )
+        if not self.channel_mults or self.sample_steps < 1:
+            raise GenforgeError(
+                "ScenarioDiffusion: expected at least one channel_mults level and sample_steps >= 1"
+            )
+        values, windows, columns = prepare_windows(data, self.window, self.stride)
+        if windows.shape[1] % self._factor:
+            raise GenforgeError(
+                f"ScenarioDiffusion: windows of {windows.shape[1]} steps; expected a multiple of "
+                f"{self._factor} for channel_mults={self.channel_mults}"
+            )
+        self.transform_ = _ChannelTransform.fit(values, self.preprocessing)
+        self.window_ = windows.shape[1]
+        self.columns_ = columns
+        z = self.transform_.forward(windows).astype(np.float32).transpose(0, 2, 1)  # [N, C, L]
+        config = DiffusionConfig(
+            dims=1,
+            channels=z.shape[1],
+            length=self.window_,
+            base_channels=self.base_channels,
+            channel_mults=self.channel_mults,
+            layers_per_block=1,
+            attention_levels=(),
+            mid_attention=False,
+            norm_groups=min(8, self.base_channels),
+            schedule=self.schedule,
+            timesteps=self.timesteps,
+            prediction=self.prediction,
+        )
+        torch.manual_seed(self.seed)
+        self.model_ = Diffusion(config)
+        train_cfg = TrainConfig(
+            max_steps=self.steps,
+            batch_size=min(self.batch_size, len(z)),
+            lr=self.lr,
+            lr_schedule="cosine",
+            warmup_steps=min(100, self.steps // 10),
+            seed=self.seed,
+            progress=self.progress,
+            device=self.device,
+            val_every=None,
+            ema_decay=self.ema_decay,
+        )
+        result = Trainer(train_cfg).fit(self.model_, torch.from_numpy(np.ascontiguousarray(z)))
+        self.history_ = result.history
+        self.model_.eval()
+        return self
+
+    # ------------------------------------------------------------------ sampling
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise GenforgeError(
+                "ScenarioDiffusion: not fitted; call fit(data) or ScenarioDiffusion.load(folder) first"
+            )
+
+    def sample(self, n_paths: int, length: int | None = None, seed: int | None = None) -> np.ndarray:
+        """``[n_paths, length, C]`` synthetic paths in the data's units (length defaults to the window)."""
+        self._check_fitted()
+        length = int(length or self.window_)
+        if n_paths < 1 or length < 1:
+            raise GenforgeError(
+                f"ScenarioDiffusion.sample: expected n_paths >= 1 and length >= 1, got {n_paths} and {length}"
+            )
+        padded = -(-length // self._factor) * self._factor
+        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        chunks = []
+        for start in range(0, n_paths, 1024):
+            n = min(1024, n_paths - start)
+            x = self.model_.sample(n, steps=self.sample_steps, generator=gen, length=padded)
+            chunks.append(x[:, :, :length].transpose(1, 2).cpu().numpy().astype(np.float64))
+        out = self.transform_.inverse(np.concatenate(chunks))
+        if self.clip:
+            out = np.clip(out, np.asarray(self.transform_.lo), np.asarray(self.transform_.hi))
+        return out
+
+    def simulate(self, n_paths: int, length: int | None = None, seed: int | None = None) -> pd.DataFrame:
+        """Long table of paths: columns ``path``, ``t`` and one column per channel."""
+        paths = self.sample(n_paths, length, seed)
+        n, length_, c = paths.shape
+        frame = pd.DataFrame(paths.reshape(n * length_, c), columns=self.columns_)
+        frame.insert(0, "t", np.tile(np.arange(length_), n))
+        frame.insert(0, "path", np.repeat(np.arange(n), length_))
+        return frame
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Weights + config through :func:`genforge.save`; preprocessing and columns in ``extra``."""
+        from genforge.checkpoints import save
+
+        self._check_fitted()
+        params = {k: getattr(self, k) for k in PARAMS}
+        params["channel_mults"] = list(self.channel_mults)
+        extra = {
+            "format": FORMAT,
+            "columns": self.columns_,
+            "window": self.window_,
+            "transform": dataclasses.asdict(self.transform_),
+            "params": params,
+        }
+        return save(self.model_, directory, extra=extra)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ScenarioDiffusion:
+        """Rebuild a saved ScenarioDiffusion (no pickle: safetensors weights + JSON)."""
+        from genforge.checkpoints import load, load_extra
+
+        extra = load_extra(directory)
+        if extra.get("format") != FORMAT:
+            raise GenforgeError(
+                f"{directory}: not a ScenarioDiffusion model folder (extra.format is {extra.get('format')!r})"
+            )
+        est = cls(window=int(extra["window"]), **extra["params"])
+        est.model_ = load(directory)
+        est.model_.eval()
+        est.transform_ = _ChannelTransform(**extra["transform"])
+        est.columns_ = list(extra["columns"])
+        est.window_ = int(extra["window"])
+        est.history_ = []
+        return est
