@@ -12,15 +12,32 @@ NeurIPS) on top of the core :class:`genforge.models.gan.GAN` (``kind="tabular"``
   a categorical column picked uniformly and one of its values picked by log-frequency — and the
   row is drawn among the rows that have that value, so rare categories are learned; the generator
   is penalised by the cross-entropy between the condition and what it produced for that column;
-- PacGAN critic (``pac=10``) and WGAN-GP, as CTGAN.
+- PacGAN critic (``pac=10``) and WGAN-GP, as CTGAN; the critic's widths and dropout may be set
+  apart from the generator's (``hidden_d``, ``dropout_d``).
+
+Two departures from CTGAN, because a loan book is used to fit PD models and its outcome column is
+what matters most:
+
+- **samples are stratified by the outcome** (``target``, default ``creditability`` when the table has
+  it): ``sample(n)`` draws each outcome's share of ``n`` as in the training data, each conditioned
+  on its outcome, so the bad rate is the real one exactly and the features come from ``G(z | y)``;
+  ``target_share`` can also make training condition on the outcome more often than on other columns;
+- **the generator served is an exponential moving average** of its weights (``ema_decay="auto"``:
+  ``1 - 3 / steps``, about the last third of training). On German credit the live generator's
+  synthetic-data PD model drifts by +-0.1 AUROC ratio over a few hundred steps late in training;
+  the average is steadier and better on both quality and utility (measured on an inner validation
+  split of the training rows; see ``evaluate_loans``).
 
 ``sample(n, conditions={"purpose": "car (new)"})`` conditions the generator on the value and keeps
 only rows that carry it (rejection), so conditions hold exactly. ``save`` / ``load`` go through
 :func:`genforge.save` / :func:`genforge.load` with the column spec as JSON in ``extra`` (no pickle).
 
-:class:`LoanPricer` is a probability-of-default model (scikit-learn logistic regression or gradient
-boosting on one-hot features) and a risk-based rate per loan:
-``rate = PD x LGD + funding_cost + margin`` with the three parameters set by the user.
+:class:`LoanPricer` is a probability-of-default model (scikit-learn L2 logistic regression or
+gradient boosting on one-hot features) and a risk-based rate per loan:
+``rate = PD x LGD + funding_cost + margin`` with the three parameters set by the user. The default,
+logistic regression with ``C=0.1``, is the credit-scoring standard and had the best 5-fold
+cross-validated AUROC on the real training part of German credit (0.781 on average over three
+80% training parts, against 0.773 for ``C=1`` and 0.763 for gradient boosting).
 """
 
 from __future__ import annotations
@@ -76,17 +93,42 @@ class LoanGANConfig(GANConfig):
     """
 
     cond_columns: tuple = ()
+    hidden_d: tuple = ()  # critic widths; empty = ``hidden``
+    dropout_d: float = 0.0  # dropout in the critic (CTGAN uses 0.5)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.cond_columns = tuple((int(a), int(b)) for a, b in self.cond_columns)
+        self.hidden_d = tuple(int(h) for h in self.hidden_d)
+        if self.hidden_d and min(self.hidden_d) < 1:
+            raise ValueError(f"LoanGANConfig.hidden_d: expected positive widths, got {self.hidden_d}")
+        if not 0.0 <= self.dropout_d < 1.0:
+            raise ValueError(f"LoanGANConfig.dropout_d: expected a fraction in [0, 1), got {self.dropout_d}")
 
 
 @register_model("loan_gan")
 class LoanGAN(GAN):
-    """The core tabular GAN with CTGAN's generator penalty: cross-entropy of the conditioned column."""
+    """The core tabular GAN with CTGAN's generator penalty: cross-entropy of the conditioned column.
+
+    The critic may have its own widths (``hidden_d``) and dropout (``dropout_d``), so its capacity
+    can be set apart from the generator's; with the defaults it is the core PacGAN critic.
+    """
 
     config_class = LoanGANConfig
+
+    def __init__(self, config: LoanGANConfig) -> None:
+        super().__init__(config)
+        if config.hidden_d or config.dropout_d:
+            from genforge.models.blocks import mlp
+
+            critic = mlp(
+                (config.in_features + config.cond_dim) * config.pac,
+                config.hidden_d or config.hidden,
+                1,
+                act="leaky_relu",
+                dropout=config.dropout_d,
+            )
+            self.discriminator.net = critic
 
     def generator_loss(self, batch) -> dict[str, torch.Tensor]:
         real, cond = self.split_batch(batch)
@@ -279,6 +321,14 @@ class TableEncoder:
         return pd.DataFrame(cols)
 
 
+def _apportion(n: int, shares: np.ndarray) -> np.ndarray:
+    """``n`` split into integer counts proportional to ``shares`` (largest remainders; sums to ``n``)."""
+    exact = n * shares / shares.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]] += 1
+    return counts
+
+
 def _json_value(v: Any) -> Any:
     """numpy scalars -> Python scalars, so categories survive JSON."""
     return v.item() if hasattr(v, "item") else v
@@ -287,12 +337,22 @@ def _json_value(v: Any) -> Any:
 class _ConditionalRows(Dataset):
     """Training-by-sampling (CTGAN): a random categorical column, a value by log-frequency, a row with it.
 
-    Each item is ``(x_row, cond)``; the index only seeds the draw, so epochs stay reproducible.
+    Columns are picked uniformly unless ``column_probs`` says otherwise (the estimator gives the
+    target column a larger share). Each item is ``(x_row, cond)``; the index only seeds the draw, so
+    epochs stay reproducible.
     """
 
-    def __init__(self, x: np.ndarray, codes: list[np.ndarray], sizes: list[int], seed: int) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        codes: list[np.ndarray],
+        sizes: list[int],
+        seed: int,
+        column_probs: np.ndarray | None = None,
+    ) -> None:
         self.x = torch.from_numpy(x)
         self.sizes = sizes
+        self.column_probs = column_probs
         self.cond_dim = sum(sizes)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
         self.rows = [
@@ -312,7 +372,10 @@ class _ConditionalRows(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
         rng = np.random.default_rng((self.seed, index, self.calls))
-        j = int(rng.integers(len(self.sizes)))
+        if self.column_probs is None:
+            j = int(rng.integers(len(self.sizes)))
+        else:
+            j = int(rng.choice(len(self.sizes), p=self.column_probs))
         k = int(rng.choice(self.sizes[j], p=self.probs[j]))
         row = int(rng.choice(self.rows[j][k]))
         cond = torch.zeros(self.cond_dim)
@@ -328,14 +391,22 @@ class LoanBookGAN:
 
     Parameters: ``discrete_columns`` (None = :func:`infer_discrete_columns`), ``steps``,
     ``batch_size`` (a multiple of ``pac``), ``lr``, ``hidden``, ``latent_dim``, ``pac``,
-    ``n_critic``, ``max_modes`` (Gaussian-mixture modes per continuous column), ``seed``.
-    Learned: ``model_``, ``encoder_``, ``columns_``, ``history_``, ``frequencies_``.
+    ``n_critic``, ``max_modes`` (Gaussian-mixture modes per continuous column), ``seed``;
+    ``target`` (outcome column that unconditioned samples are stratified by, when the table has it;
+    None = CTGAN's sampling), ``target_share`` (how often training conditions on the target; None =
+    as often as on any other categorical column, as CTGAN), ``ema_decay`` (``"auto"``, a number, or
+    None for the live generator), ``lr_d`` (critic learning rate; None = ``lr``), ``hidden_d`` and
+    ``dropout_d`` (critic widths and dropout; None / 0 = as the generator, no dropout).
+    Learned: ``model_``, ``encoder_``, ``columns_``, ``history_``, ``frequencies_``, ``target_``.
+
+    The defaults (4,000 steps, EMA ``"auto"``, stratified by ``creditability``) were chosen on an
+    inner 80/20 split of each training part of German credit, never on the evaluation holdout.
     """
 
     def __init__(
         self,
         discrete_columns: list[str] | None = None,
-        steps: int = 1500,
+        steps: int = 4000,
         batch_size: int = 500,
         lr: float = 2e-4,
         hidden: tuple[int, ...] = (256, 256),
@@ -346,6 +417,12 @@ class LoanBookGAN:
         seed: int = 0,
         progress: bool = True,
         device: str = "cpu",
+        target: str | None = TARGET,
+        target_share: float | None = None,
+        ema_decay: float | str | None = "auto",
+        lr_d: float | None = None,
+        hidden_d: tuple[int, ...] | None = None,
+        dropout_d: float = 0.0,
     ) -> None:
         self.discrete_columns = discrete_columns
         self.steps = steps
@@ -359,6 +436,12 @@ class LoanBookGAN:
         self.seed = seed
         self.progress = progress
         self.device = device
+        self.target = target
+        self.target_share = target_share
+        self.ema_decay = ema_decay
+        self.lr_d = lr_d
+        self.hidden_d = hidden_d
+        self.dropout_d = dropout_d
 
     def _validate(self, df: pd.DataFrame) -> list[str]:
         if not isinstance(df, pd.DataFrame):
@@ -384,6 +467,14 @@ class LoanBookGAN:
                 raise DataError(f"loan table: column {col!r} is neither numeric nor declared discrete")
         if not discrete:
             raise DataError("loan table: no categorical column; expected at least one for conditioning")
+        if self.target is not None and self.target in df.columns and self.target not in discrete:
+            raise DataError(
+                f"loan table: target column {self.target!r} is continuous; expected a categorical outcome"
+            )
+        if self.target_share is not None and not 0.0 < self.target_share < 1.0:
+            raise GenforgeError(
+                f"LoanBookGAN target_share: expected a fraction in (0, 1), got {self.target_share}"
+            )
         return discrete
 
     def fit(self, df: pd.DataFrame) -> LoanBookGAN:
@@ -412,17 +503,31 @@ class LoanBookGAN:
             output_spans=tuple(self.encoder_.output_spans()),
             pac=self.pac,
             cond_columns=tuple(self.encoder_.cond_columns()),
+            hidden_d=tuple(self.hidden_d or ()),
+            dropout_d=self.dropout_d,
         )
         torch.manual_seed(self.seed)
         self.model_ = LoanGAN(config)
+        names = [s.name for s in dspecs]
+        self.target_ = self.target if self.target in names else None
+        column_probs = None
+        if self.target_ is not None and self.target_share is not None and len(names) > 1:
+            column_probs = np.full(len(names), (1.0 - self.target_share) / (len(names) - 1))
+            column_probs[names.index(self.target_)] = self.target_share
         data = _ConditionalRows(
-            x, [codes[s.name] for s in dspecs], [len(s.categories) for s in dspecs], self.seed
+            x,
+            [codes[s.name] for s in dspecs],
+            [len(s.categories) for s in dspecs],
+            self.seed,
+            column_probs=column_probs,
         )
         batch = max(self.pac, min(self.batch_size, len(df)) // self.pac * self.pac)
         cfg = TrainConfig(
             max_steps=self.steps,
             batch_size=batch,
             lr=self.lr,
+            lr_d=self.lr_d,
+            ema_decay=self._ema_decay(),
             betas=(0.5, 0.9),
             weight_decay=1e-6,
             grad_clip=None,
@@ -434,6 +539,21 @@ class LoanBookGAN:
         self.history_ = Trainer(cfg).fit(self.model_, data).history
         self.model_.eval()
         return self
+
+    def _ema_decay(self) -> float | None:
+        """The generator EMA's decay: ``"auto"`` = ``1 - 3 / steps`` (within [0.9, 0.9995]).
+
+        An EMA's shadow starts at the initial weights and keeps ``decay ** steps`` of them, so a fixed
+        decay suits one training length only; ``1 - 3 / steps`` averages over about the last third
+        of training whatever its length, and leaves ``e ** -3`` (5%) of the initial weights.
+        """
+        if self.ema_decay == "auto":
+            return float(np.clip(1.0 - 3.0 / max(self.steps, 1), 0.9, 0.9995))
+        if self.ema_decay is not None and not 0.0 < float(self.ema_decay) < 1.0:
+            raise GenforgeError(
+                f"LoanBookGAN ema_decay: expected 'auto', None or a number in (0, 1), got {self.ema_decay!r}"
+            )
+        return None if self.ema_decay is None else float(self.ema_decay)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -485,6 +605,29 @@ class LoanBookGAN:
                 fixed = (dnames.index(col), keys.index(str(_json_value(value))))
         rng = np.random.default_rng(self.seed if seed is None else seed)
         torch.manual_seed(int(rng.integers(2**31)))
+        target = getattr(self, "target_", None)
+        if conditions or target is None:
+            return self._draw(n, conditions, fixed, rng, max_rounds)
+        # stratified by the target: each outcome drawn conditioned on itself, in the real proportions
+        spec = self.encoder_.specs[self.columns_.index(target)]
+        counts = _apportion(n, np.asarray(self.frequencies_[target]))
+        frames = []
+        for k, (value, count) in enumerate(zip(spec.categories, counts, strict=True)):
+            if count > 0:
+                fixed = (dnames.index(target), k)
+                frames.append(self._draw(int(count), {target: value}, fixed, rng, max_rounds))
+        out = pd.concat(frames, ignore_index=True)
+        return out.iloc[rng.permutation(len(out))].reset_index(drop=True)
+
+    def _draw(
+        self,
+        n: int,
+        conditions: dict[str, Any],
+        fixed: tuple[int, int] | None,
+        rng: np.random.Generator,
+        max_rounds: int,
+    ) -> pd.DataFrame:
+        """``n`` rows from the generator; rows that miss a condition are rejected and redrawn."""
         frames, have = [], 0
         for _ in range(max_rounds):
             m = max(self.pac, int(1.2 * (n - have)) + self.pac)
@@ -525,6 +668,12 @@ class LoanBookGAN:
                 "n_critic": self.n_critic,
                 "max_modes": self.max_modes,
                 "seed": self.seed,
+                "target": self.target_,
+                "target_share": self.target_share,
+                "ema_decay": self.ema_decay,
+                "lr_d": self.lr_d,
+                "hidden_d": list(self.hidden_d) if self.hidden_d else None,
+                "dropout_d": self.dropout_d,
             },
         }
         return save(self.model_, directory, extra=extra)
@@ -542,7 +691,11 @@ class LoanBookGAN:
             )
         params = dict(extra["params"])
         params["hidden"] = tuple(params["hidden"])
+        params["target"] = params.get("target")  # folders saved before target sampling: none
+        if params.get("hidden_d"):
+            params["hidden_d"] = tuple(params["hidden_d"])
         est = cls(**params)
+        est.target_ = params["target"]
         est.model_ = load(directory)
         est.encoder_ = TableEncoder([ColumnSpec(**s) for s in extra["specs"]])
         est.columns_ = list(extra["columns"])
@@ -573,6 +726,7 @@ class LoanPricer:
         margin: float = 0.02,
         amount_column: str | None = "credit_amount",
         random_state: int = 0,
+        c: float = 0.1,
     ) -> None:
         self.target = target
         self.bad_value = bad_value
@@ -582,6 +736,7 @@ class LoanPricer:
         self.margin = margin
         self.amount_column = amount_column
         self.random_state = random_state
+        self.c = c
 
     def _check_params(self) -> None:
         if self.model not in ("logistic", "gbm"):
@@ -592,6 +747,10 @@ class LoanPricer:
             value = getattr(self, name)
             if not -0.5 < value < 1.0:
                 raise GenforgeError(f"LoanPricer {name}: expected a decimal rate such as 0.03, got {value}")
+        if not self.c > 0:
+            raise GenforgeError(
+                f"LoanPricer c: expected a positive inverse regularisation strength, got {self.c}"
+            )
 
     def fit(self, df: pd.DataFrame) -> LoanPricer:
         from sklearn.compose import ColumnTransformer
@@ -615,14 +774,14 @@ class LoanPricer:
         numeric = [c for c in self.features_ if c not in discrete]
         pre = ColumnTransformer(
             [
-                ("cat", OneHotEncoder(handle_unknown="ignore"), discrete),
+                ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), discrete),
                 ("num", StandardScaler(), numeric),
             ]
         )
         pre_x = x.copy()
         pre_x[discrete] = pre_x[discrete].astype(str)
         clf = (
-            LogisticRegression(max_iter=2000, C=1.0)
+            LogisticRegression(max_iter=2000, C=self.c)
             if self.model == "logistic"
             else HistGradientBoostingClassifier(
                 max_iter=200, learning_rate=0.05, random_state=self.random_state

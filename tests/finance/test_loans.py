@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from genforge.errors import DataError, GenforgeError
 from genforge.finance import evaluate_loans as el
-from genforge.finance.loans import LoanBookGAN, LoanPricer, TableEncoder, infer_discrete_columns
+from genforge.finance.loans import (
+    LoanBookGAN,
+    LoanGAN,
+    LoanGANConfig,
+    LoanPricer,
+    TableEncoder,
+    _apportion,
+    _ConditionalRows,
+    infer_discrete_columns,
+)
 
 
 def _book(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -32,7 +42,7 @@ def _book(n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 
 def _gan(**kw) -> LoanBookGAN:
-    params = dict(steps=250, batch_size=100, hidden=(64, 64), latent_dim=16, pac=10, lr=2e-4, progress=False)
+    params = dict(steps=400, batch_size=100, hidden=(64, 64), latent_dim=16, pac=10, lr=2e-4, progress=False)
     params.update(kw)
     return LoanBookGAN(**params)
 
@@ -94,7 +104,65 @@ def test_conditions_hold_and_are_checked(fitted):
 def test_save_load_round_trip(fitted, tmp_path):
     fitted.save(tmp_path / "lg")
     again = LoanBookGAN.load(tmp_path / "lg")
+    assert again.target_ == fitted.target_ == "creditability"
     pd.testing.assert_frame_equal(again.sample(30, seed=3), fitted.sample(30, seed=3))
+
+
+def test_apportion_sums_and_follows_shares():
+    assert _apportion(10, np.array([0.7, 0.3])).tolist() == [7, 3]
+    assert _apportion(7, np.array([1.0, 1.0, 1.0])).sum() == 7
+    assert _apportion(1, np.array([0.2, 0.8])).tolist() == [0, 1]
+
+
+def test_unconditioned_sample_keeps_the_real_class_balance(book, fitted):
+    """Sampling is stratified by the target: the bad share is the training share, to the row."""
+    for n in (100, 37):
+        synth = fitted.sample(n, seed=5)
+        expected = _apportion(n, np.asarray(fitted.frequencies_["creditability"]))
+        counts = synth["creditability"].value_counts()
+        assert [int(counts.get(c, 0)) for c in ("bad", "good")] == expected.tolist()
+    assert fitted.sample(20, conditions={"grade": "A"}, seed=1)["grade"].eq("A").all()
+
+
+def test_without_target_sampling_follows_ctgan(book):
+    gan = _gan(steps=2, target=None).fit(book)
+    assert gan.target_ is None and len(gan.sample(25, seed=0)) == 25
+    with pytest.raises(DataError, match="continuous"):
+        _gan(steps=2, target="credit_amount").fit(book)
+    with pytest.raises(GenforgeError, match="target_share"):
+        _gan(steps=2, target_share=1.5).fit(book)
+    with pytest.raises(GenforgeError, match="ema_decay"):
+        _gan(steps=2, ema_decay=1.5).fit(book)
+    assert _gan(steps=3000)._ema_decay() == pytest.approx(0.999)
+    assert _gan(steps=10)._ema_decay() == pytest.approx(0.9) and _gan(ema_decay=None)._ema_decay() is None
+
+
+def test_target_share_sets_how_often_the_target_is_conditioned():
+    codes = [np.array([0, 1] * 50), np.array([0, 1, 2, 3] * 25)]
+    rows = _ConditionalRows(
+        np.zeros((100, 3), np.float32), codes, [2, 4], seed=0, column_probs=np.array([0.2, 0.8])
+    )
+    conds = torch.stack([rows[i % 100][1] for i in range(2000)])
+    assert conds[:, 2:].sum().item() / 2000 == pytest.approx(0.8, abs=0.03)
+
+
+def test_critic_width_and_dropout_are_its_own():
+    cfg = LoanGANConfig(
+        in_features=6,
+        output_spans=((6, "softmax"),),
+        cond_dim=6,
+        hidden=(16,),
+        pac=2,
+        hidden_d=(8, 8),
+        dropout_d=0.5,
+    )
+    gan = LoanGAN(cfg)
+    assert any(isinstance(m, torch.nn.Dropout) for m in gan.discriminator.modules())
+    widths = [m.out_features for m in gan.discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [8, 8, 1]
+    assert gan.discriminator(torch.zeros(4, 6), torch.zeros(4, 6)).shape == (2,)
+    with pytest.raises(ValueError, match="dropout_d"):
+        LoanGANConfig(in_features=6, dropout_d=1.0)
 
 
 def test_fit_rejects_bad_tables(book):
@@ -136,6 +204,21 @@ def test_pd_model_ranks_grades(book):
         )
 
 
+def test_gbm_fits_wide_one_hot_tables():
+    """Many categories make the one-hot block sparse; gradient boosting needs it dense."""
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({f"c{j}": rng.choice([f"v{k}" for k in range(12)], 200) for j in range(6)})
+    wide["creditability"] = np.where(wide["c0"].isin(["v0", "v1", "v2"]), "bad", "good")
+    pd_ = LoanPricer(model="gbm", amount_column=None).fit(wide).predict_pd(wide)
+    assert pd_[wide["creditability"] == "bad"].mean() > pd_[wide["creditability"] == "good"].mean()
+
+
+def test_pd_model_cv_uses_real_rows_only(book):
+    aucs = {m: el.pd_model_cv(book, "creditability", "bad", m) for m in el.PD_MODELS}
+    assert el.PD_MODELS[0] == LoanPricer().model == "logistic"
+    assert all(0.7 < a <= 1.0 for a in aucs.values())
+
+
 def test_pricer_errors(book):
     with pytest.raises(DataError, match="target column"):
         LoanPricer(target="default").fit(book)
@@ -143,6 +226,8 @@ def test_pricer_errors(book):
         LoanPricer(lgd=1.5).fit(book)
     with pytest.raises(GenforgeError, match="model"):
         LoanPricer(model="svm").fit(book)
+    with pytest.raises(GenforgeError, match="regularisation"):
+        LoanPricer(c=0).fit(book)
     with pytest.raises(DataError, match="missing column"):
         LoanPricer().fit(book).predict_pd(book.drop(columns=["grade"]))
     with pytest.raises(DataError, match="no bad loans"):
@@ -188,3 +273,14 @@ def test_sdv_reported_as_skipped_when_missing():
         assert reason is not None and "sdv" in reason
     else:  # pragma: no cover
         assert reason is None
+
+
+def test_evaluate_loans_reports_every_pd_model(book):
+    cfg = el.LoanEvalConfig(
+        seeds=1, steps=3, batch_size=100, gan={"hidden": (16,), "latent_dim": 8}, holdout=0.3
+    )
+    out = el.evaluate_loans(book, cfg, log=lambda m: None)
+    assert set(out["pd_models"]) == set(el.PD_MODELS)
+    assert out["tstr_over_trtr"] == out["pd_models"]["logistic"]["tstr_over_trtr"]
+    assert set(out["pd_model_cv"]["cv_auroc_real_train"]) == set(el.PD_MODELS)
+    assert out["gan_params"]["target"] == "creditability" and out["gan_params"]["steps"] == 3
