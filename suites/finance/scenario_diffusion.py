@@ -23,7 +23,13 @@ import pandas as pd
 import torch
 
 from genforge.errors import GenforgeError
-from genforge.finance.scenarios import PREPROCESSING, _ChannelTransform, prepare_windows
+from genforge.finance.scenarios import (
+    PREPROCESSING,
+    _ChannelTransform,
+    paths_frame,
+    prepare_windows,
+    to_data_scale,
+)
 
 FORMAT = "genforge.finance.ScenarioDiffusion"
 PARAMS = (
@@ -185,19 +191,11 @@ class ScenarioDiffusion:
             n = min(1024, n_paths - start)
             x = self.model_.sample(n, steps=self.sample_steps, generator=gen, length=padded)
             chunks.append(x[:, :, :length].transpose(1, 2).cpu().numpy().astype(np.float64))
-        out = self.transform_.inverse(np.concatenate(chunks))
-        if self.clip:
-            out = np.clip(out, np.asarray(self.transform_.lo), np.asarray(self.transform_.hi))
-        return out
+        return to_data_scale(self.transform_, np.concatenate(chunks), self.clip)
 
     def simulate(self, n_paths: int, length: int | None = None, seed: int | None = None) -> pd.DataFrame:
         """Long table of paths: columns ``path``, ``t`` and one column per channel."""
-        paths = self.sample(n_paths, length, seed)
-        n, length_, c = paths.shape
-        frame = pd.DataFrame(paths.reshape(n * length_, c), columns=self.columns_)
-        frame.insert(0, "t", np.tile(np.arange(length_), n))
-        frame.insert(0, "path", np.repeat(np.arange(n), length_))
-        return frame
+        return paths_frame(self.sample(n_paths, length, seed), self.columns_)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:

@@ -234,6 +234,23 @@ def prepare_windows(data: Any, window: int, stride: int = 1) -> tuple[np.ndarray
 
 # --------------------------------------------------------------------------------------------- estimator
 
+def to_data_scale(transform: _ChannelTransform, z: np.ndarray, clip: bool) -> np.ndarray:
+    """Model-space paths [N, L, C] back on the data's scale, clipped to the training range if ``clip``."""
+    out = transform.inverse(z)
+    if clip:
+        out = np.clip(out, np.asarray(transform.lo), np.asarray(transform.hi))
+    return out
+
+
+def paths_frame(paths: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """Paths [N, L, C] as a long table: columns ``path``, ``t`` and one column per channel."""
+    n, length, c = paths.shape
+    frame = pd.DataFrame(paths.reshape(n * length, c), columns=columns)
+    frame.insert(0, "t", np.tile(np.arange(length), n))
+    frame.insert(0, "path", np.repeat(np.arange(n), length))
+    return frame
+
+
 
 class ScenarioGAN:
     """TCN WGAN-GP for market scenarios (Quant GAN style); ``fit`` / ``sample`` / ``save`` / ``load``.
@@ -354,19 +371,11 @@ class ScenarioGAN:
         for start in range(0, n_paths, 1024):
             n = min(1024, n_paths - start)
             chunks.append(self.model_.sample(n, length=length).cpu().numpy().astype(np.float64))
-        out = self.transform_.inverse(np.concatenate(chunks))
-        if self.clip:
-            out = np.clip(out, np.asarray(self.transform_.lo), np.asarray(self.transform_.hi))
-        return out
+        return to_data_scale(self.transform_, np.concatenate(chunks), self.clip)
 
     def simulate(self, n_paths: int, length: int | None = None, seed: int | None = None) -> pd.DataFrame:
         """Long table of paths: columns ``path``, ``t`` and one column per channel."""
-        paths = self.sample(n_paths, length, seed)
-        n, length_, c = paths.shape
-        frame = pd.DataFrame(paths.reshape(n * length_, c), columns=self.columns_)
-        frame.insert(0, "t", np.tile(np.arange(length_), n))
-        frame.insert(0, "path", np.repeat(np.arange(n), length_))
-        return frame
+        return paths_frame(self.sample(n_paths, length, seed), self.columns_)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
