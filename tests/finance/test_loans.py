@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -284,3 +286,13 @@ def test_evaluate_loans_reports_every_pd_model(book):
     assert out["tstr_over_trtr"] == out["pd_models"]["logistic"]["tstr_over_trtr"]
     assert set(out["pd_model_cv"]["cv_auroc_real_train"]) == set(el.PD_MODELS)
     assert out["gan_params"]["target"] == "creditability" and out["gan_params"]["steps"] == 3
+    assert out["per_seed"][0]["n_train"] == 210 and out["per_seed"][0]["n_test"] == 90
+
+
+def test_inner_validation_stays_inside_the_training_part(book):
+    cfg = el.LoanEvalConfig(
+        seeds=1, steps=3, batch_size=100, gan={"hidden": (16,), "latent_dim": 8}, holdout=0.3
+    )
+    out = el.evaluate_loans(book, dataclasses.replace(cfg, inner_validation=True), log=lambda m: None)
+    assert out["per_seed"][0]["n_train"] == 147 and out["per_seed"][0]["n_test"] == 63
+    assert out["settings"]["inner_validation"] is True
