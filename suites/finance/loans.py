@@ -23,10 +23,12 @@ what matters most:
   on its outcome, so the bad rate is the real one exactly and the features come from ``G(z | y)``;
   ``target_share`` can also make training condition on the outcome more often than on other columns;
 - **the generator served is an exponential moving average** of its weights (``ema_decay="auto"``:
-  ``1 - 3 / steps``, about the last third of training). On German credit the live generator's
-  synthetic-data PD model drifts by +-0.1 AUROC ratio over a few hundred steps late in training;
-  the average is steadier and better on both quality and utility (measured on an inner validation
-  split of the training rows; see ``evaluate_loans``).
+  ``1 - 3 / steps``, about the last third of training). Late in training the live generator keeps
+  moving: in one diagnostic run on German credit its TSTR/TRTR went between 0.70 and 0.87 over the
+  last 2,000 of 3,000 steps. On inner validation splits of the training rows (see
+  ``evaluate_loans``), 4,000 steps with the EMA gave quality 0.910 and TSTR/TRTR 0.980 +- 0.034
+  against 0.898 and 0.958 +- 0.010 for the live generator (3 seeds each; the utility difference is
+  within the noise, the quality one is not).
 
 ``sample(n, conditions={"purpose": "car (new)"})`` conditions the generator on the value and keeps
 only rows that carry it (rejection), so conditions hold exactly. ``save`` / ``load`` go through
