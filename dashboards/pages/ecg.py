@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -62,19 +63,35 @@ def _default_records_dir() -> str:
     return ""
 
 
+UPLOAD_STORE = "genforge-ecg-uploads"
+UPLOAD_KEEP = 8  # as many as _beats caches: older uploads are deleted, not left in the temp folder
+
+
+def _prune_uploads(store: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used upload folders (uploads may be large)."""
+    folders = sorted((p for p in store.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in folders[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _save_uploads(files) -> Path:
     """Uploaded files into a temporary folder of their own; returns the record path to read.
 
-    One folder per distinct upload (named by a hash of the names and bytes), so reruns of the page reuse
-    it and the cached beats. Raises DataError when the files do not make exactly one record.
+    One folder per distinct upload (named by a hash of the names and bytes) under the temp folder's
+    ``genforge-ecg-uploads``, so reruns of the page reuse it and the cached beats; only the
+    ``UPLOAD_KEEP`` most recently used are kept. Raises DataError when the files do not make exactly
+    one record.
     """
     from genforge.errors import DataError
 
     digest = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.name):
         digest.update(f.name.encode() + f.getvalue())
-    folder = Path(tempfile.gettempdir()) / f"genforge-ecg-upload-{digest.hexdigest()[:16]}"
-    folder.mkdir(exist_ok=True)
+    store = Path(tempfile.gettempdir()) / UPLOAD_STORE
+    folder = store / digest.hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)  # most recently used: kept by the pruning below
+    _prune_uploads(store, keep=UPLOAD_KEEP)
     for f in files:
         target = folder / Path(f.name).name  # the bare name: an upload cannot write elsewhere
         if not target.exists():

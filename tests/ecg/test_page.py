@@ -3,8 +3,10 @@ and uploads (good WFDB and CSV files, and every kind of bad upload giving one me
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,7 @@ BIN, CSV = "application/octet-stream", "text/csv"
 @pytest.fixture
 def upload_page(monkeypatch, small_model, tmp_path: Path) -> AppTest:
     _, model = small_model
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the page's upload copies go here
     at = _app(monkeypatch, model, tmp_path / "no-records")
     at.run()
     at.radio(key="source").set_value("upload").run()
@@ -185,3 +188,19 @@ def test_csv_upload_at_a_wrong_rate_is_caught_and_the_page_recovers(upload_page:
     )
     at = _upload(at, csv, fs=360)  # the right rate: scored, no message left over
     assert not at.exception and not at.error and _metrics(at)["record"] == "ecg (MLII)"
+
+
+def test_uploads_are_pruned_to_the_most_recent(upload_page: AppTest, mitdb: Path, tmp_path: Path):
+    store = tmp_path / "genforge-ecg-uploads"
+    store.mkdir()
+    for i in range(12):  # earlier uploads, oldest first
+        old = store / f"old{i:02d}"
+        old.mkdir()
+        (old / "x.csv").write_text("MLII\n0\n")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    at = _upload(upload_page, [("ecg.csv", _mlii_csv(mitdb, minutes=1.0), CSV)], fs=360)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    kept = sorted(p.name for p in store.iterdir())
+    assert len(kept) == 8  # the page's UPLOAD_KEEP
+    assert "old11" in kept and "old04" not in kept  # the newest stay, the oldest go
+    assert any(list(p.glob("ecg.csv")) for p in store.iterdir())  # this upload is among them
