@@ -18,7 +18,7 @@ Conditioning (``cond_dim > 0``): cond [B, cond_dim] is concatenated to the noise
 discriminator's input.
 
 Helpers that suites build on (keep them stable): ``noise(n, length)``, ``generate(n, cond, length,
-hard)``, ``split_batch(batch)``, ``_score(x, cond)`` (the discriminator, cuDNN-safe for the gradient
+hard)``, ``split_batch(batch)``, ``critic(x, cond)`` (the discriminator, cuDNN-safe for the gradient
 penalty), ``gradient_penalty``, and for tables ``generator.net`` / ``generator.activate``.
 """
 
@@ -333,7 +333,8 @@ class GAN(nn.Module):
             self.generator.train(was_training)
 
     # ------------------------------------------------------------------ losses
-    def _score(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    def critic(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's score of each sample of x (cuDNN RNNs off on GPU: double backward)."""
         if self.config.kind == "sequence" and self.config.seq_arch == "gru" and x.is_cuda:
             # cuDNN RNNs have no double backward (needed by the gradient penalty).
             with torch.backends.cudnn.flags(enabled=False):
@@ -348,7 +349,7 @@ class GAN(nn.Module):
         if self.config.kind == "tabular" and self.config.pac > 1:  # one eps per pack
             eps = eps[:: self.config.pac].repeat_interleave(self.config.pac, 0)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        score = self._score(x_hat, cond)
+        score = self.critic(x_hat, cond)
         (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
         groups = grad.shape[0] // self.config.pac if self.config.kind == "tabular" else grad.shape[0]
         return (grad.float().reshape(groups, -1).norm(dim=1) - 1).pow(2).mean()
@@ -358,8 +359,8 @@ class GAN(nn.Module):
         real, cond = self.split_batch(batch)
         with torch.no_grad():
             fake = self.generate(real.shape[0], cond, length=real.shape[1] if real.dim() == 3 else None)
-        d_real = self._score(real, cond).float()
-        d_fake = self._score(fake, cond).float()
+        d_real = self.critic(real, cond).float()
+        d_fake = self.critic(fake, cond).float()
         loss_kind = self.config.loss
         out: dict[str, torch.Tensor] = {}
         if loss_kind == "wgan-gp":
@@ -378,6 +379,6 @@ class GAN(nn.Module):
         """Generator loss on as many fakes as the batch has rows, with the batch's conditions."""
         real, cond = self.split_batch(batch)
         fake = self.generate(real.shape[0], cond, length=real.shape[1] if real.dim() == 3 else None)
-        d_fake = self._score(fake, cond).float()
+        d_fake = self.critic(fake, cond).float()
         loss = F.softplus(-d_fake).mean() if self.config.loss == "ns" else -d_fake.mean()
         return {"loss": loss, "d_fake": d_fake.mean().detach()}

@@ -137,7 +137,7 @@ class LoanGAN(GAN):
         z = self.noise(real.shape[0])
         raw = self.generator.net(torch.cat([z, cond], 1) if cond is not None else z)
         fake = self.generator.activate(raw)
-        d_fake = self._score(fake, cond).float()
+        d_fake = self.critic(fake, cond).float()
         adv = F.softplus(-d_fake).mean() if self.config.loss == "ns" else -d_fake.mean()
         ce = torch.zeros((), device=raw.device)
         if cond is not None and self.config.cond_columns:
