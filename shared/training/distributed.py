@@ -79,6 +79,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_to_main(obj: Any) -> list[Any] | None:
+    """Every rank's ``obj`` (small, picklable) as a list by rank on rank 0, ``None`` on the others;
+    ``[obj]`` when not distributed. Used to checkpoint per-rank state such as RNG streams."""
+    if not is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def all_reduce_mean(tensors: Iterable[torch.Tensor]) -> None:
     """Average ``tensors`` across ranks in place, with one collective over a flat buffer."""
     tensors = list(tensors)

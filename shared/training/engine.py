@@ -23,8 +23,9 @@ averages each player's gradients itself after ``backward`` (one all-reduce over 
 broadcasts rank 0's weights at the start and rank 0's buffers (batch-norm statistics) after every
 step: what DDP does. Validation is sharded over ranks and its sums all-reduced, so every rank makes
 the same early-stopping decision. Only rank 0 writes files; every rank reads the trainer state on
-resume (a shared file system is assumed). Only rank 0's RNG state is saved, so a resumed multi-rank
-run is statistically, not bitwise, the same as an uninterrupted one (single-process CPU: bitwise).
+resume (a shared file system is assumed). Every rank's RNG state is saved (gathered to rank 0), so a
+resumed run continues each rank's random stream where it stopped: on the CPU a resumed multi-rank run
+is bitwise the same as an uninterrupted one (tested under torchrun with Gloo), as a single process is.
 
 Resume: ``out_dir/trainer_state.safetensors`` holds, in one atomically replaced file, the live
 weights, optimizer and EMA state, best weights, RNG states, counters and history (no pickle:
@@ -564,8 +565,11 @@ class _Run:
     # ------------------------------------------------------------------- checkpoints, resume
 
     def _save_state(self) -> None:
-        """Everything needed to continue, in one atomic file (rank 0 only)."""
-        if self.out_dir is None or not self.main:
+        """Everything needed to continue, in one atomic file (written by rank 0; every rank calls it)."""
+        if self.out_dir is None:
+            return
+        rng_by_rank = dist_utils.gather_to_main(_rng_state(self.device))  # collective: before the rank check
+        if not self.main:
             return
         save_state(
             self.out_dir / STATE_FILE,
@@ -581,7 +585,8 @@ class _Run:
                 "model": self.model.state_dict(),
                 "optimizers": [opt.state_dict() for opt in self.optimizers],
                 "ema": self.ema.state_dict() if self.ema is not None else None,
-                "rng": _rng_state(self.device),
+                "rng": rng_by_rank[0],
+                "rng_by_rank": rng_by_rank,
             },
         )
 
@@ -614,9 +619,12 @@ class _Run:
         self.stream.consumed = int(saved["batches"])
         self.best_val, self.best_state = saved.get("best_val_loss"), saved.get("best_state")
         self.bad_validations, self.stopped = int(saved["bad_validations"]), bool(saved["stopped_early"])
-        if self.rank == 0:
+        by_rank = saved.get("rng_by_rank")
+        if by_rank is not None and len(by_rank) == dist_utils.world_size():
+            _set_rng_state(by_rank[self.rank], self.device)
+        elif self.rank == 0:
             _set_rng_state(saved["rng"], self.device)
-        else:  # only rank 0's generators are saved; the others get a fresh, step-dependent stream
+        else:  # saved by another world size (or before per-rank states): a fresh, step-dependent stream
             seed_everything(self.cfg.seed + self.rank + 7919 * self.step)
 
     def _finish(self) -> TrainResult:

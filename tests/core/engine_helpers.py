@@ -193,7 +193,10 @@ def _ddp(args: argparse.Namespace) -> None:
     mlp_result = Trainer(cfg, out_dir=root / "mlp").fit(mlp, (x[:192], y[:192]), val_data=(x[192:], y[192:]))
     gan = TinyGAN(TinyGANConfig())
     Trainer(cfg, max_steps=20, out_dir=None).fit(gan, gan_data())
+    resumed, uninterrupted = _ddp_resume(root, rank)
     report = {
+        "resumed": resumed,
+        "uninterrupted": uninterrupted,
         "world_size": distributed.world_size(),
         "mlp": weights_hash(mlp),
         "gan": weights_hash(gan),
@@ -201,6 +204,52 @@ def _ddp(args: argparse.Namespace) -> None:
         "mlp_state": {k: v.tolist() for k, v in mlp.state_dict().items()},
     }
     Path(root, f"rank{rank}.json").write_text(json.dumps(report))
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _noisy_regressor(rank: int, stop_at: int | None = None) -> TinyMLP:
+    """A regressor whose loss draws from each rank's global RNG (input noise, as a VAE or dropout
+    would), so a resumed run matches an uninterrupted one only if every rank's stream is restored.
+    With ``stop_at`` it raises on that step on every rank, as a job killed after a checkpoint."""
+    from genforge.devices import seed_everything
+
+    seed_everything(rank + 200)
+    model = TinyMLP(TinyMLPConfig())
+    calls = [0]
+
+    def noisy(batch):
+        calls[0] += 1
+        if stop_at is not None and calls[0] == stop_at:
+            raise _Interrupted
+        x, y = batch
+        return TinyMLP.training_loss(model, (x + 0.3 * torch.randn_like(x), y))
+
+    model.training_loss = noisy
+    return model
+
+
+def _ddp_resume(root: Path, rank: int) -> tuple[str, str]:
+    """Under torchrun: weights of a run interrupted after its step-10 checkpoint and resumed, and of
+    the same run uninterrupted (each rank's hash)."""
+    from genforge.training import TrainConfig, Trainer
+
+    x, y = regression_data(n=256)
+    cfg = TrainConfig(
+        max_steps=20, batch_size=16, lr=1e-2, progress=False, device="cpu", checkpoint_every=5, seed=3
+    )
+    clean = _noisy_regressor(rank)
+    Trainer(cfg, out_dir=root / "clean").fit(clean, (x, y))
+    try:
+        Trainer(cfg, out_dir=root / "resumed").fit(_noisy_regressor(rank, stop_at=13), (x, y))
+        raise AssertionError("the run was not interrupted")
+    except _Interrupted:
+        pass
+    resumed = _noisy_regressor(rank)
+    Trainer(cfg, out_dir=root / "resumed").fit(resumed, (x, y))
+    return weights_hash(resumed), weights_hash(clean)
 
 
 def main() -> None:

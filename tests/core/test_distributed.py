@@ -2,8 +2,9 @@
 
 One torchrun launch (start-up dominates) trains a regressor through DDP and a GAN through the
 engine's own gradient all-reduce. Checks: both ranks end with identical weights, only rank 0 wrote
-one checkpoint, and DDP with batch B per rank matches one process with batch 2B (the sampler gives
-the two ranks the two halves of the same shuffled 2B samples), which shows gradients are averaged.
+one checkpoint, a run interrupted after a checkpoint resumes to the uninterrupted run's exact
+weights, and DDP with batch B per rank matches one process with batch 2B (the sampler gives the two
+ranks the two halves of the same shuffled 2B samples), which shows gradients are averaged.
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ def test_torchrun_two_ranks_identical_weights_one_checkpoint(tmp_path: Path) -> 
     assert reports[0]["mlp"] == reports[1]["mlp"]
     assert reports[0]["gan"] == reports[1]["gan"]
     assert reports[0]["best_val_loss"] == reports[1]["best_val_loss"]
+    # interrupted after a checkpoint and resumed: bitwise the run that was never interrupted, because
+    # every rank's RNG stream (not only rank 0's) was saved and restored
+    assert reports[0]["resumed"] == reports[0]["uninterrupted"]
+    assert reports[1]["resumed"] == reports[1]["uninterrupted"]
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("model.safetensors"))
-    assert written == ["mlp/model.safetensors"]
+    assert written == ["clean/model.safetensors", "mlp/model.safetensors", "resumed/model.safetensors"]
     assert sorted(p.name for p in (tmp_path / "mlp").iterdir()) == [
         "config.json",
         "model.safetensors",
