@@ -36,6 +36,7 @@ _LAZY = {
     "load_beats": "genforge.ecg.preprocess",
     "bandpass": "genforge.ecg.preprocess",
     "local_templates": "genforge.ecg.preprocess",
+    "local_noise": "genforge.ecg.preprocess",
     "ECGAnomalyDetector": "genforge.ecg.models",
     "run_evaluation": "genforge.ecg.evaluate:evaluate",
     "metrics": "genforge.ecg.evaluate",

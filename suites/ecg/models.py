@@ -54,7 +54,14 @@ import pandas as pd
 import torch
 
 from genforge.ecg.data import INTERNAL_FS
-from genforge.ecg.preprocess import MODEL_RR_COLS, PRE, WINDOW, beat_arrays, prematurity_features
+from genforge.ecg.preprocess import (
+    MODEL_RR_COLS,
+    NOISE_COL,
+    PRE,
+    WINDOW,
+    beat_arrays,
+    prematurity_features,
+)
 from genforge.errors import DataError, GenforgeError
 
 INPUTS = {"beat+deviation": 2, "deviation": 1}
@@ -63,7 +70,7 @@ ARCHITECTURES = tuple(DEFAULT_HIDDEN)
 TIMINGS = ("prematurity", "absolute")
 DENSITIES = ("knn", "mahalanobis")
 ESTIMATOR = "genforge.ecg.ECGAnomalyDetector"
-STATE_VERSION = 3
+STATE_VERSION = 4
 TIMING_REFERENCE = "timing_reference.safetensors"
 
 
@@ -83,12 +90,13 @@ class ECGAnomalyDetector:
         max_steps: int = 800,
         batch_size: int = 128,
         lr: float = 2e-3,
-        rr_weight: float = 1.0,
+        rr_weight: float = 0.5,
         timing: str = "prematurity",
         timing_density: str = "knn",
         timing_k: int = 20,
         use_cond: bool = True,
         inputs: str = "deviation",
+        noise_scaling: bool = True,
         target_far: float = 0.01,
         validation_fraction: float = 0.15,
         max_train_beats: int | None = 40_000,
@@ -109,6 +117,7 @@ class ECGAnomalyDetector:
         self.timing_k = timing_k
         self.use_cond = use_cond
         self.inputs = inputs
+        self.noise_scaling = noise_scaling
         self.target_far = target_far
         self.validation_fraction = validation_fraction
         self.max_train_beats = max_train_beats
@@ -175,7 +184,9 @@ class ECGAnomalyDetector:
         self.timing_precision_ = np.linalg.inv(cov)
         self.timing_reference_ = z.astype(np.float32)
         self._timing_index = None
-        x = self._inputs(waves, templates)
+        noise = self._noise(beats)
+        self.noise_ref_ = float(np.median(noise[train_idx])) if noise is not None else 1.0
+        x = self._inputs(waves, templates, noise)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
         cond = self._cond(rr)
@@ -236,7 +247,7 @@ class ECGAnomalyDetector:
         """
         self._check_fitted()
         waves, templates, rr = beat_arrays(beats)
-        x = torch.from_numpy(self._inputs(waves, templates) / self.x_scale_)
+        x = torch.from_numpy(self._inputs(waves, templates, self._noise(beats)) / self.x_scale_)
         cond = self._cond(rr)
         vae = self._vae_score(x, None if cond is None else torch.from_numpy(cond))
         rrs = self._rr_score(self._timing_features(beats, rr))
@@ -273,7 +284,8 @@ class ECGAnomalyDetector:
         if len(frame) != 1:
             raise DataError(f"explain: expected one beat, got {len(frame)}")
         waves, templates, rr = beat_arrays(frame)
-        x = torch.from_numpy(self._inputs(waves, templates) / self.x_scale_)
+        noise = self._noise(frame)
+        x = torch.from_numpy(self._inputs(waves, templates, noise) / self.x_scale_)
         cond = self._cond(rr)
         ct = None if cond is None else torch.from_numpy(cond)
         model = self.model_
@@ -283,7 +295,7 @@ class ECGAnomalyDetector:
             rec = model.reconstruct(xin, ct).reshape(1, k, WINDOW)
             err = model.recon_error(xin, ct).reshape(1, k, WINDOW).sum(1)[0].numpy()
         if self.inputs == "deviation":  # reconstructed beat = template + reconstructed deviation
-            recon = templates[0] + rec[0, 0].numpy() * self.x_scale_
+            recon = templates[0] + rec[0, 0].numpy() * self.x_scale_ / self._noise_factor(noise, 1)[0]
         else:
             recon = rec[0, 0].numpy() * self.x_scale_
         return pd.DataFrame(
@@ -313,6 +325,7 @@ class ECGAnomalyDetector:
                 "timing_std_": self.timing_std_.tolist(),
                 "timing_precision_": self.timing_precision_.tolist(),
                 "x_scale_": self.x_scale_,
+                "noise_ref_": self.noise_ref_,
                 "vae_center_": self.vae_center_,
                 "vae_scale_": self.vae_scale_,
                 "rr_center_": self.rr_center_,
@@ -354,10 +367,13 @@ class ECGAnomalyDetector:
             )
         if int(extra.get("state_version", 1)) < 3:  # versions 1-2: Mahalanobis timing, no reference set
             params["timing_density"] = "mahalanobis"
+        if int(extra.get("state_version", 1)) < 4:  # versions 1-3: deviation not scaled by local noise
+            params["noise_scaling"] = False
+            state["noise_ref_"] = 1.0
         det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
         for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
             setattr(det, key, np.asarray(state[key], dtype=np.float64))
-        for key in ("x_scale_", "vae_center_", "vae_scale_", "rr_center_", "rr_scale_", "offset_"):
+        for key in _SCALARS:
             setattr(det, key, float(state[key]))
         det.n_train_ = int(state["n_train_"])
         det._timing_index = None
@@ -378,11 +394,31 @@ class ECGAnomalyDetector:
                 "ECGAnomalyDetector is not fitted: call fit(beats) or ECGAnomalyDetector.load(dir)"
             )
 
-    def _inputs(self, waves: np.ndarray, templates: np.ndarray) -> np.ndarray:
-        """The VAE's channels: the beat and/or its difference from its local template."""
+    def _noise(self, beats: pd.DataFrame) -> np.ndarray | None:
+        """The beat table's local noise level per beat (``None`` when ``noise_scaling`` is off)."""
+        if not self.noise_scaling:
+            return None
+        if NOISE_COL not in beats.columns:
+            raise DataError(
+                f"beat table lacks column {NOISE_COL!r} (local noise level); build it with beat_table()"
+            )
+        return beats[NOISE_COL].to_numpy(np.float64)
+
+    def _noise_factor(self, noise: np.ndarray | None, n: int) -> np.ndarray:
+        """[n] how much each beat's deviation is shrunk: ``noise_ref_ / noise`` where its segment is
+        noisier than the training beats' median, 1 elsewhere (clean segments are never amplified)."""
+        if noise is None:
+            return np.ones(n)
+        return np.minimum(1.0, self.noise_ref_ / np.maximum(noise, 1e-9))
+
+    def _inputs(self, waves: np.ndarray, templates: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        """The VAE's channels: the beat's difference from its local template (in units of the local
+        noise where that is above the usual, see ``noise_scaling``), and with ``inputs="beat+deviation"``
+        the beat itself."""
+        deviation = (waves - templates) * self._noise_factor(noise, len(waves))[:, None]
         if self.inputs == "deviation":
-            return (waves - templates)[:, None, :].astype(np.float32)
-        return np.stack([waves, waves - templates], axis=1).astype(np.float32)
+            return deviation[:, None, :].astype(np.float32)
+        return np.stack([waves, deviation], axis=1).astype(np.float32)
 
     def _cond(self, rr: np.ndarray) -> np.ndarray | None:
         if not self.use_cond:
@@ -445,6 +481,7 @@ _PARAMS = (
     "timing_k",
     "use_cond",
     "inputs",
+    "noise_scaling",
     "target_far",
     "validation_fraction",
     "max_train_beats",
@@ -452,6 +489,9 @@ _PARAMS = (
     "device",
     "progress",
 )
+
+
+_SCALARS = ("x_scale_", "noise_ref_", "vae_center_", "vae_scale_", "rr_center_", "rr_scale_", "offset_")
 
 
 def _log_rr(rr: np.ndarray) -> np.ndarray:

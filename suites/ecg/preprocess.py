@@ -17,14 +17,16 @@ Steps (all at the internal rate, :data:`~genforge.ecg.data.INTERNAL_FS`):
    local template follows slow changes of morphology (electrode drift, posture) that a record-wide one
    mistakes for abnormality. Chosen on DS1 patient-wise CV (``genforge ecg evaluate --protocol ds1-cv``):
    AUROC 0.970 with the record-wide median beat, 0.974 local with a 3x typicality bound, 0.977 with 2x,
-   0.975 with 1.5x; a plain rolling median (no typicality bound) 0.970;
+   0.975 with 1.5x; a plain rolling median (no typicality bound) 0.970. Beside it, the local noise
+   level (``noise``, :func:`local_noise`): how far the typical beats around differ from their templates,
+   so a detector can read a beat's deviation relative to the noise of its segment;
 6. RR-interval features: previous and next RR, the local RR (mean of the 10 beats around), the 5-minute
    average RR, the ratios of previous/next RR to the local RR, and the local irregularity (median
    absolute change of log RR over the 50 beats around). Premature supraventricular beats look normal and
    stand out only in timing, and only relative to how regular the patient's own rhythm is around them.
 
-The beat table is a pandas DataFrame: metadata columns, ``rr_*`` columns, ``w_000..w_127`` (the beat)
-and ``t_000..t_127`` (its local template).
+The beat table is a pandas DataFrame: metadata columns, ``rr_*`` columns, ``noise``, ``w_000..w_127``
+(the beat) and ``t_000..t_127`` (its local template).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ TEMPLATE_COLS = [f"t_{i:03d}" for i in range(WINDOW)]
 RR_COLS = ["rr_pre", "rr_post", "rr_local", "rr_avg", "rr_pre_ratio", "rr_post_ratio"]
 MODEL_RR_COLS = ["rr_pre", "rr_post", "rr_local", "rr_avg"]
 IRR_COL = "rr_irr"
+NOISE_COL = "noise"
 META_COLS = ["record", "sample", "time_s", "peak", "symbol", "aami"]
 
 
@@ -139,6 +142,22 @@ def windows(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return padded[idx].astype(np.float32)
 
 
+def _typical(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the record's median beat, mask of typical beats: within ``TEMPLATE_TYPICAL`` times the median RMS
+    distance of that median beat). Ectopic beats are atypical, so they shape neither the templates nor
+    the noise level."""
+    overall = np.median(w, axis=0)
+    dev = np.sqrt(((w - overall) ** 2).mean(axis=1))
+    return overall, dev <= TEMPLATE_TYPICAL * np.median(dev)
+
+
+def _local_blocks(n: int):
+    """(block start, first neighbour, last neighbour + 1) per block of ``TEMPLATE_BLOCK`` beats."""
+    for start in range(0, n, TEMPLATE_BLOCK):
+        centre = start + TEMPLATE_BLOCK // 2
+        yield start, max(0, centre - TEMPLATE_HALF), min(n, centre + TEMPLATE_HALF + 1)
+
+
 def local_templates(w: np.ndarray) -> np.ndarray:
     """[n, WINDOW] template per beat: median of the typical beats within ``TEMPLATE_HALF`` beats of it.
 
@@ -146,17 +165,32 @@ def local_templates(w: np.ndarray) -> np.ndarray:
     beat. Computed once per block of ``TEMPLATE_BLOCK`` beats (neighbouring beats share a template), which
     keeps it to a few milliseconds per record.
     """
-    overall = np.median(w, axis=0)
-    dev = np.sqrt(((w - overall) ** 2).mean(axis=1))
-    typical = dev <= TEMPLATE_TYPICAL * np.median(dev)
+    overall, typical = _typical(w)
     out = np.empty_like(w)
-    n = len(w)
-    for start in range(0, n, TEMPLATE_BLOCK):
-        centre = start + TEMPLATE_BLOCK // 2
-        lo, hi = max(0, centre - TEMPLATE_HALF), min(n, centre + TEMPLATE_HALF + 1)
+    for start, lo, hi in _local_blocks(len(w)):
         near = w[lo:hi][typical[lo:hi]]
         enough = len(near) >= TEMPLATE_MIN
         out[start : start + TEMPLATE_BLOCK] = np.median(near, axis=0) if enough else overall
+    return out
+
+
+def local_noise(w: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """[n] noise level around each beat: the median RMS distance of the typical beats within
+    ``TEMPLATE_HALF`` beats to their own local templates (same blocks as :func:`local_templates`).
+
+    It is how much normal beats differ from their template here: large in segments with muscle noise or
+    electrode motion, small in clean ones. Ectopic beats are atypical and never raise it. Limit: a short
+    burst of very strong noise (beats several times further from the median beat than usual) makes its
+    beats atypical too, so there the level stays the record's and those beats score as abnormal; noise
+    up to about twice the usual spread, or spread over most of the record, is followed.
+    """
+    _, typical = _typical(w)
+    residual = np.sqrt(((w - templates) ** 2).mean(axis=1))
+    fallback = float(np.median(residual[typical]))
+    out = np.empty(len(w), dtype=np.float32)
+    for start, lo, hi in _local_blocks(len(w)):
+        near = residual[lo:hi][typical[lo:hi]]
+        out[start : start + TEMPLATE_BLOCK] = np.median(near) if len(near) >= TEMPLATE_MIN else fallback
     return out
 
 
@@ -208,6 +242,7 @@ def beat_table(record: Record, peaks: str = "detect") -> pd.DataFrame:
         raise DataError(f"{record.source}: beats have no amplitude; expected an ECG")
     w /= scale
     templates = local_templates(w)
+    noise = local_noise(w, templates)
     sample = record.to_source(pk)
     meta = pd.DataFrame(
         {
@@ -221,7 +256,7 @@ def beat_table(record: Record, peaks: str = "detect") -> pd.DataFrame:
     )
     waves = pd.DataFrame(w, columns=WAVE_COLS)
     temps = pd.DataFrame(templates.astype(np.float32), columns=TEMPLATE_COLS)
-    frame = pd.concat([meta, rr, waves, temps], axis=1)
+    frame = pd.concat([meta, rr, pd.DataFrame({NOISE_COL: noise}), waves, temps], axis=1)
     frame.attrs.update(polarity=sign, scale=scale, fs=fs, lead=record.lead)
     return frame
 
@@ -271,7 +306,7 @@ def _match(peaks: np.ndarray, ann: np.ndarray, sym: np.ndarray, tol: int) -> np.
     return out
 
 
-CACHE_VERSION = "4"
+CACHE_VERSION = "5"
 
 
 def default_cache_dir() -> Path:

@@ -10,11 +10,15 @@ import pytest
 
 from genforge.ecg import ECGAnomalyDetector, beat_table, metrics, read_record
 from genforge.ecg.preprocess import (
+    NOISE_COL,
     PRE,
     RR_COLS,
+    TEMPLATE_COLS,
     WAVE_COLS,
     align_peaks,
     bandpass,
+    local_noise,
+    local_templates,
     prematurity_features,
     rr_features,
 )
@@ -127,22 +131,27 @@ def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
     with pytest.raises(GenforgeError, match="timing_density"):
         ECGAnomalyDetector(timing_density="wrong").fit(train)
     det = ECGAnomalyDetector(
-        timing="absolute", timing_density="mahalanobis", max_steps=60, max_train_beats=1500
+        timing="absolute",
+        timing_density="mahalanobis",
+        noise_scaling=False,
+        max_steps=60,
+        max_train_beats=1500,
     ).fit(train)
     test = small_beats[small_beats["record"] == "100"]
     # a checkpoint written before the timing options (state version 1) loads as absolute RR timing
-    # with the Mahalanobis density
+    # with the Mahalanobis density and without noise scaling
     det.save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     extra = config["extra"]
     extra["state_version"] = 1
-    del extra["params"]["timing"]
+    del extra["params"]["timing"], extra["params"]["noise_scaling"]
     state = extra["state"]
+    del state["noise_ref_"]
     state["rr_precision_"] = state.pop("timing_precision_")
     del state["timing_mean_"], state["timing_std_"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     old = ECGAnomalyDetector.load(tmp_path)
-    assert old.timing == "absolute" and old.timing_density == "mahalanobis"
+    assert old.timing == "absolute" and old.timing_density == "mahalanobis" and not old.noise_scaling
     np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
     with pytest.raises(DataError, match="rr_irr"):
         ECGAnomalyDetector.load(tmp_path).set_params(timing="prematurity").score_parts(
@@ -167,3 +176,58 @@ def test_knn_timing_scores_survive_save_and_load(small_beats, tmp_path) -> None:
     (tmp_path / "timing_reference.safetensors").unlink()
     with pytest.raises(GenforgeError, match="timing_reference"):
         ECGAnomalyDetector.load(tmp_path)
+
+
+def test_local_noise_follows_noisy_segments_not_ectopic_beats(small_beats) -> None:
+    b100 = small_beats[small_beats["record"] == "100"].reset_index(drop=True)
+    w = b100[WAVE_COLS].to_numpy(np.float32)
+    t = b100[TEMPLATE_COLS].to_numpy(np.float32)
+    clean = local_noise(w, t)
+    np.testing.assert_allclose(clean, b100[NOISE_COL].to_numpy(), rtol=1e-5)  # what beat_table stored
+    noisy = w.copy()
+    segment = slice(1000, 1400)  # muscle-like noise on 400 beats, about twice the usual beat-to-beat spread
+    noise = 0.05 * np.random.default_rng(0).standard_normal(noisy[segment].shape)
+    noisy[segment] += noise.astype(np.float32)
+    level = local_noise(noisy, local_templates(noisy))
+    assert np.median(level[1050:1350]) > 1.8 * np.median(clean[1050:1350])
+    assert np.median(level[:800]) == pytest.approx(np.median(clean[:800]), rel=0.1)  # elsewhere unchanged
+    # ectopic beats are not typical beats: the level around them stays that of the normal beats
+    ectopic = (b100["aami"] != "N").to_numpy()
+    assert np.median(clean[ectopic]) < 1.5 * np.median(clean[~ectopic])
+
+
+def test_noise_scaling_shrinks_deviations_in_noisy_segments(small_model, small_beats) -> None:
+    det, _ = small_model
+    assert det.noise_scaling and det.noise_ref_ > 0
+    test = small_beats[small_beats["record"] == TEST_RECORD].reset_index(drop=True)
+    normal = (test["aami"] == "N").to_numpy()
+    noisy = test.copy()
+    noisy[NOISE_COL] = 4 * det.noise_ref_  # as if the segment were four times noisier than usual
+    # the same beats read against a noisier segment look less abnormal
+    assert np.median(det.score_parts(noisy)["shape"][normal]) < np.median(
+        det.score_parts(test)["shape"][normal]
+    )
+    quiet = test.copy()
+    quiet[NOISE_COL] = 0.25 * det.noise_ref_  # a quieter segment is never amplified
+    np.testing.assert_allclose(
+        det.score_parts(quiet)["shape"],
+        det.score_parts(test.assign(**{NOISE_COL: det.noise_ref_}))["shape"],
+        rtol=1e-6,
+    )
+    with pytest.raises(DataError, match="noise"):
+        det.score_parts(test.drop(columns=NOISE_COL))
+
+
+def test_version3_checkpoints_load_without_noise_scaling(small_beats, tmp_path) -> None:
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    det = ECGAnomalyDetector(noise_scaling=False, max_steps=40, max_train_beats=1500, timing_k=5)
+    det.fit(train.reset_index(drop=True)).save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    extra = config["extra"]
+    extra["state_version"] = 3
+    del extra["params"]["noise_scaling"], extra["state"]["noise_ref_"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = ECGAnomalyDetector.load(tmp_path)
+    assert not old.noise_scaling
+    test = small_beats[small_beats["record"] == TEST_RECORD]
+    np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
