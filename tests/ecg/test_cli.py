@@ -11,7 +11,7 @@ import pytest
 
 from genforge.cli import main
 from genforge.ecg import format_table, metrics
-from genforge.ecg.evaluate import BASELINES
+from genforge.ecg.evaluate import BASELINES, by_record
 
 from .conftest import TEST_RECORD, TRAIN_RECORDS
 
@@ -95,6 +95,19 @@ def test_metrics_and_table() -> None:
     result = {**m, "protocol": "inter", "baselines": {"pca_shape": m}, "anchors": {"Anobeat": 0.894}}
     text = format_table(result)
     assert "baseline: pca_shape" in text and "anchor: Anobeat" in text and "0.894" in text
+
+
+def test_errors_by_record() -> None:
+    # record a: 50 normal beats, two of them scoring high; record b: 50 normal, 10 abnormal of which 4 low
+    aami = np.array(["N"] * 100 + ["V"] * 10)
+    record = np.array(["a"] * 50 + ["b"] * 50 + ["b"] * 10)
+    score = np.r_[np.zeros(48), 5.0, 5.0, np.linspace(0, 1, 50), np.full(6, 9.0), np.full(4, 0.5)]
+    table = by_record(score, aami, record, far=0.05)  # threshold: 95th percentile of the normals (~0.95)
+    assert table["a"] == {"beats": 50, "normal": 50, "abnormal": 0, "false_alarms": 2, "missed": 0}
+    assert table["b"]["false_alarms"] == 3 and table["b"]["missed"] == 4 and table["b"]["abnormal"] == 10
+    text = format_table({**metrics(score, aami), "protocol": "inter", "by_record": table})
+    assert "most false alarms at 5% false-alarm rate, by record: b (3), a (2)" in text
+    assert "most missed abnormal beats at 5%, by record: b (4)" in text
 
 
 def test_baselines_run_on_beats(small_beats) -> None:
