@@ -266,6 +266,7 @@ def evaluate_gen(
             "discriminative",
             "predictive",
             "nn_ratio",
+            "roughness",
             "emd_lag1",
             "emd_lag5",
             "emd_lag20",

@@ -101,3 +101,16 @@ def test_shape_errors_are_clear():
         metrics.frechet_distance(np.array([[np.nan], [1.0]]), np.zeros((3, 1)))
     with pytest.raises(ValueError, match="feature dimensions"):
         metrics.mmd(np.zeros((5, 2)), np.zeros((5, 3)))
+
+
+def test_roughness_ratio_measures_step_to_step_jitter() -> None:
+    t = np.linspace(0, 1, 24)
+    real = np.stack([np.stack([t, 2 * t], axis=1)] * 10)  # [10, 24, 2], steps of 1/23 and 2/23
+    jitter = real.copy()
+    jitter[:, 1::2, 0] += 2 / 23  # feature 0 zig-zags: 12 steps of +3/23, 11 of -1/23
+    ratio = metrics.roughness_ratio(real, jitter)
+    assert ratio[0] == pytest.approx((12 * 3 + 11 * 1) / 23)
+    assert ratio[1] == pytest.approx(1.0)
+    np.testing.assert_allclose(metrics.roughness_ratio(real, real), 1.0)
+    with pytest.raises(ValueError, match="constant"):
+        metrics.roughness_ratio(np.zeros((3, 5, 1)), real[:, :5, :1])

@@ -86,5 +86,7 @@ def test_evaluate_gen_with_the_diffusion_model(tmp_path, capsys):
     assert result["settings"]["model"] == "diffusion" and result["settings"]["steps"] == 3
     assert result["settings"]["ema_decay"] == 0.995  # the diffusion model's default
     assert 0.0 <= result["discriminative"] <= 0.5 and np.isfinite(result["nn_ratio"])
+    seed0 = result["timegan"]["per_seed"][0]
+    assert result["roughness"] > 0 and len(seed0["roughness_per_channel"]) == 6
     assert main(["finance", "evaluate-gen", "--model", "vae"]) == 2
     assert "--model" in capsys.readouterr().err
