@@ -158,23 +158,26 @@ def _local_blocks(n: int):
         yield start, max(0, centre - TEMPLATE_HALF), min(n, centre + TEMPLATE_HALF + 1)
 
 
-def local_templates(w: np.ndarray) -> np.ndarray:
+def local_templates(w: np.ndarray, typical: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[n, WINDOW] template per beat: median of the typical beats within ``TEMPLATE_HALF`` beats of it.
 
     Typical beats are within ``TEMPLATE_TYPICAL`` times the median RMS distance of the record's median
     beat. Computed once per block of ``TEMPLATE_BLOCK`` beats (neighbouring beats share a template), which
-    keeps it to a few milliseconds per record.
+    keeps it to a few milliseconds per record. ``typical``: the record's (median beat, typical mask) from
+    ``_typical`` when already computed.
     """
-    overall, typical = _typical(w)
+    overall, typical_mask = typical if typical is not None else _typical(w)
     out = np.empty_like(w)
     for start, lo, hi in _local_blocks(len(w)):
-        near = w[lo:hi][typical[lo:hi]]
+        near = w[lo:hi][typical_mask[lo:hi]]
         enough = len(near) >= TEMPLATE_MIN
         out[start : start + TEMPLATE_BLOCK] = np.median(near, axis=0) if enough else overall
     return out
 
 
-def local_noise(w: np.ndarray, templates: np.ndarray) -> np.ndarray:
+def local_noise(
+    w: np.ndarray, templates: np.ndarray, typical: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """[n] noise level around each beat: the median RMS distance of the typical beats within
     ``TEMPLATE_HALF`` beats to their own local templates (same blocks as :func:`local_templates`).
 
@@ -184,12 +187,12 @@ def local_noise(w: np.ndarray, templates: np.ndarray) -> np.ndarray:
     beats atypical too, so there the level stays the record's and those beats score as abnormal; noise
     up to about twice the usual spread, or spread over most of the record, is followed.
     """
-    _, typical = _typical(w)
+    _, typical_mask = typical if typical is not None else _typical(w)
     residual = np.sqrt(((w - templates) ** 2).mean(axis=1))
-    fallback = float(np.median(residual[typical]))
+    fallback = float(np.median(residual[typical_mask]))
     out = np.empty(len(w), dtype=np.float32)
     for start, lo, hi in _local_blocks(len(w)):
-        near = residual[lo:hi][typical[lo:hi]]
+        near = residual[lo:hi][typical_mask[lo:hi]]
         out[start : start + TEMPLATE_BLOCK] = np.median(near) if len(near) >= TEMPLATE_MIN else fallback
     return out
 
@@ -241,8 +244,9 @@ def beat_table(record: Record, peaks: str = "detect") -> pd.DataFrame:
     if not np.isfinite(scale) or scale <= 1e-6:
         raise DataError(f"{record.source}: beats have no amplitude; expected an ECG")
     w /= scale
-    templates = local_templates(w)
-    noise = local_noise(w, templates)
+    typical = _typical(w)
+    templates = local_templates(w, typical)
+    noise = local_noise(w, templates, typical)
     sample = record.to_source(pk)
     meta = pd.DataFrame(
         {
