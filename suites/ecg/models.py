@@ -13,7 +13,8 @@ How a beat is scored (higher anomaly score = more abnormal):
   training beats' median (``noise``: how far the typical beats around differ from their templates,
   :func:`~genforge.ecg.preprocess.local_noise`), so muscle noise and electrode motion no longer look like
   abnormal shape; clean segments are never amplified. DS1 patient-wise CV: AUROC 0.978 -> 0.985 (with
-  ``rr_weight`` 1), almost all of it from the noisy record 203 (without it 0.9867 -> 0.9876); shrinking
+  ``rr_weight`` 1; 0.986 with 0.5), almost all of it from the noisy record 203 (without it 0.9867 -> 0.9876
+at 0.5); shrinking
   by ``(noise_ref_ / noise) ** p``: p 0.75 / 1 / 1.5 / 2 gave 0.985 / 0.985 / 0.983 / 0.977; estimating the
   noise from all neighbouring beats instead of the typical ones: 0.979 (lower quartile), 0.946 (median).
 - **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
