@@ -61,6 +61,11 @@ def train(
     ),
     max_steps: int = typer.Option(800, "--max-steps", help="Training steps"),
     target_far: float = typer.Option(0.01, "--target-far", help="False-alarm rate on held-out normal beats"),
+    noise_scaling: bool = typer.Option(
+        True,
+        "--noise-scaling/--no-noise-scaling",
+        help="Read each beat's deviation in units of its segment's noise where that is above the usual",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train the detector on the normal beats (reference annotations decide) of the named records."""
@@ -81,7 +86,12 @@ def train(
         )
     _echo(f"training on {len(normal)} normal beats of {len(names)} records")
     det = ECGAnomalyDetector(
-        architecture=architecture, max_steps=max_steps, target_far=target_far, seed=seed, progress=True
+        architecture=architecture,
+        max_steps=max_steps,
+        target_far=target_far,
+        noise_scaling=noise_scaling,
+        seed=seed,
+        progress=True,
     ).fit(normal)
     if dist.is_main():
         det.save(out)
@@ -146,6 +156,11 @@ def evaluate(
     ),
     max_steps: int = typer.Option(None, "--max-steps", help="Override the detector's training steps"),
     rr_weight: float = typer.Option(None, "--rr-weight", help="Override the weight of the RR timing score"),
+    noise_scaling: bool = typer.Option(
+        True,
+        "--noise-scaling/--no-noise-scaling",
+        help="Read each beat's deviation in units of its segment's noise where that is above the usual",
+    ),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Beat cache (default: ~/.cache/genforge/ecg)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -155,7 +170,7 @@ def evaluate(
     from genforge.ecg.evaluate import format_table
     from genforge.io import write_json_atomic
 
-    params: dict[str, Any] = {"architecture": architecture}
+    params: dict[str, Any] = {"architecture": architecture, "noise_scaling": noise_scaling}
     if max_steps:
         params["max_steps"] = max_steps
     if rr_weight is not None:

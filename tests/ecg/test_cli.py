@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from genforge.cli import main
-from genforge.ecg import format_table, metrics
+from genforge.ecg import ECGAnomalyDetector, format_table, metrics
 from genforge.ecg.evaluate import BASELINES, by_record
 
 from .conftest import TEST_RECORD, TRAIN_RECORDS
@@ -32,6 +32,11 @@ def test_train_score_resume_and_bad_record(mitdb: Path, tmp_path: Path, monkeypa
         ["ecg", "train", "--data", str(records), "--records", "100", "--out", str(model), "--max-steps", "60"]
     )
     assert rc == 0 and (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+    assert ECGAnomalyDetector.load(model).noise_scaling  # the default
+    plain = tmp_path / "plain"
+    argv = ["ecg", "train", "--data", str(records), "--records", "100", "--out", str(plain)]
+    assert main([*argv, "--max-steps", "5", "--no-noise-scaling"]) == 0
+    assert not ECGAnomalyDetector.load(plain).noise_scaling
 
     bad = records / "bad"
     shutil.copy(records / "100.hea", bad.with_suffix(".hea"))
