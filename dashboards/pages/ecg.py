@@ -224,6 +224,11 @@ c1.metric("record", f"{name} ({lead})")
 c2.metric("beats", f"{summary['beats']:,}")
 c3.metric("flagged", f"{summary['flagged']:,}")
 c4.metric("flagged %", f"{summary['flagged_pct']:.1f}%")
+if summary["same_record_reference"]:
+    st.caption(
+        "This record was in the model's training set: its beats are also compared with its own training "
+        "beats (the same-record term), so scores here are patient-adapted."
+    )
 if "per_class" in summary:
     st.caption("per reference class (AAMI): beats and flagged")
     st.dataframe(pd.DataFrame(summary["per_class"]).T, width="content")

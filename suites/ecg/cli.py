@@ -66,6 +66,12 @@ def train(
         "--noise-scaling/--no-noise-scaling",
         help="Read each beat's deviation in units of its segment's noise where that is above the usual",
     ),
+    patient_weight: float = typer.Option(
+        1.0,
+        "--patient-weight",
+        help="Weight of the same-record term: distance to the training beats of the beat's own record "
+        "(patient-adaptive; silent for records not in training). 0 turns it off",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train the detector on the normal beats (reference annotations decide) of the named records."""
@@ -90,6 +96,7 @@ def train(
         max_steps=max_steps,
         target_far=target_far,
         noise_scaling=noise_scaling,
+        patient_weight=patient_weight,
         seed=seed,
         progress=True,
     ).fit(normal)
@@ -161,6 +168,12 @@ def evaluate(
         "--noise-scaling/--no-noise-scaling",
         help="Read each beat's deviation in units of its segment's noise where that is above the usual",
     ),
+    patient_weight: float = typer.Option(
+        1.0,
+        "--patient-weight",
+        help="Weight of the same-record term: distance to the training beats of the beat's own record "
+        "(patient-adaptive; silent for records not in training). 0 turns it off",
+    ),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Beat cache (default: ~/.cache/genforge/ecg)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -170,7 +183,11 @@ def evaluate(
     from genforge.ecg.evaluate import format_table
     from genforge.io import write_json_atomic
 
-    params: dict[str, Any] = {"architecture": architecture, "noise_scaling": noise_scaling}
+    params: dict[str, Any] = {
+        "architecture": architecture,
+        "noise_scaling": noise_scaling,
+        "patient_weight": patient_weight,
+    }
     if max_steps:
         params["max_steps"] = max_steps
     if rr_weight is not None:

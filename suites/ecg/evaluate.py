@@ -5,7 +5,9 @@ every annotated beat is scored and numbers are comparable with the literature:
 
 - ``inter``: train on the normal (AAMI N) beats of DS1, test on every beat of DS2 (de Chazal split);
 - ``intra`` (BeatGAN's protocol): the normal beats of the 44 non-paced records are pooled and split in 5
-  folds; each fold's normal beats plus *all* abnormal beats form its test set; metrics are fold means;
+  folds; each fold's normal beats plus *all* abnormal beats form its test set; metrics are fold means.
+  Every test record has training beats here, so the detector's same-record term speaks; ``components``
+  reports it alone and the detector without it;
 - ``ds1-cv``: patient-wise 4-fold cross-validation inside DS1 only; this is where the detector's
   settings (e.g. ``rr_weight``) are chosen, so DS2 is never used for tuning.
 
@@ -256,10 +258,21 @@ def _run_split(
         "shape_only": metrics(parts["shape"].to_numpy(), aami)["auroc"],
         "timing_only": metrics(parts["timing"].to_numpy(), aami)["auroc"],
     }
+    patient = parts["patient"].to_numpy()
+    res["patient_coverage"] = float(np.isfinite(patient).mean())
+    if np.isfinite(patient).all():
+        # the same-record term alone, and the detector without it (what the VAE and timing give)
+        z = det.standardised_parts(parts)
+        res["components"]["patient_only"] = metrics(patient, aami)["auroc"]
+        without = z["shape"] + det.rr_weight * z["timing"]
+        res["components"]["without_patient"] = metrics(without, aami)["auroc"]
     res["seconds"] = fit_s
+    extra, comp = "", res["components"]
+    if "without_patient" in comp:
+        extra = f", same-record {comp['patient_only']:.4f}; without it {comp['without_patient']:.4f}"
     log(
         f"  detector auroc {res['auroc']:.4f} (shape {res['components']['shape_only']:.4f}, "
-        f"timing {res['components']['timing_only']:.4f}) in {fit_s:.0f} s"
+        f"timing {res['components']['timing_only']:.4f}{extra}) in {fit_s:.0f} s"
     )
     res["baselines"] = {}
     if baselines:
@@ -347,10 +360,10 @@ def _ds1_cv(
         train = beats[~test_mask & (beats["aami"] == "N").to_numpy()].reset_index(drop=True)
         det = ECGAnomalyDetector(**{**params, "seed": seed + k}).fit(train)
         parts = det.score_parts(beats[test_mask])
-        zs = (parts["shape"].to_numpy() - det.vae_center_) / det.vae_scale_
-        zr = (parts["timing"].to_numpy() - det.rr_center_) / det.rr_scale_
+        z = det.standardised_parts(parts)  # the patient term is silent here: test records are new
+        zs = z["shape"] + det.patient_weight * z["patient"]
         for w in RR_WEIGHTS:
-            score_by_w[w][test_mask] = zs + w * zr
+            score_by_w[w][test_mask] = zs + w * z["timing"]
         shape[test_mask] = zs
         log(f"  fold {k + 1}/4 (test records {', '.join(group)}) done")
     aami = beats["aami"].to_numpy()
@@ -383,6 +396,15 @@ def format_table(result: dict[str, Any]) -> str:
         )
 
     lines.append(row("ECGAnomalyDetector (VAE shape + RR timing)", result))
+    comp = result.get("components", {})
+    if comp:
+        parts = f"VAE shape {comp['shape_only']:.3f}, RR timing {comp['timing_only']:.3f}"
+        if "patient_only" in comp:
+            parts += (
+                f", same-record reference {comp['patient_only']:.3f}; "
+                f"detector without it {comp['without_patient']:.3f}"
+            )
+        lines.append(f"  each part alone (AUROC): {parts}")
     for name, m in result.get("baselines", {}).items():
         lines.append(row(f"baseline: {name}", m))
     for name, value in result.get("anchors", {}).items():

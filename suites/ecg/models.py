@@ -31,8 +31,18 @@ at 0.5); shrinking
   (previous, next, local, 5-minute average) as before. Patient-wise 4-fold CV inside DS1: AUROC 0.970 with
   prematurity vs 0.965 with absolute intervals (class S 0.943 vs 0.912), flat over the irregularity
   window (50-200 beats) and floor (0.03-0.1).
-- **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and the two
-  are summed with weight ``rr_weight`` on timing.
+- **same record** (``patient_weight``, default 1): when the training beats include beats of the record
+  being scored, the distance to the ``patient_k``-th nearest of them in raw shape and log RR
+  (:class:`~genforge.ecg.patient.PatientReference`; records matched by the ``record`` column). Silent
+  (``NaN``, contributes 0) for records not in training, so patient-wise results (inter-patient, DS1-CV)
+  are unchanged; it is what a patient-adaptive workflow (this patient's normal beats marked, then the
+  whole recording scored) and the intra-patient protocol make available. Chosen on the intra protocol
+  restricted to DS1's records: 0.9917 -> 0.9933 (weight 0.5: 0.9929).
+- **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and they are
+  summed with weight ``rr_weight`` on timing and ``patient_weight`` on the same-record term. The
+  threshold is set on held-out training beats, whose records are in training, so on a new patient (no
+  same-record term) fewer normal beats than ``target_far`` are flagged (inter-patient: 2.8% at the 1%
+  target instead of 4.1% without the term).
 
 Settings were chosen by patient-wise 4-fold cross-validation inside MIT-BIH DS1
 (``genforge ecg evaluate --protocol ds1-cv``), never on DS2: the deviation input beat the two-channel input
@@ -63,6 +73,7 @@ import pandas as pd
 import torch
 
 from genforge.ecg.data import INTERNAL_FS
+from genforge.ecg.patient import PatientReference
 from genforge.ecg.preprocess import (
     MODEL_RR_COLS,
     NOISE_COL,
@@ -79,8 +90,9 @@ ARCHITECTURES = tuple(DEFAULT_HIDDEN)
 TIMINGS = ("prematurity", "absolute")
 DENSITIES = ("knn", "mahalanobis")
 ESTIMATOR = "genforge.ecg.ECGAnomalyDetector"
-STATE_VERSION = 4
+STATE_VERSION = 5
 TIMING_REFERENCE = "timing_reference.safetensors"
+PATIENT_REFERENCE = "patient_reference.safetensors"
 
 
 class ECGAnomalyDetector:
@@ -106,6 +118,8 @@ class ECGAnomalyDetector:
         use_cond: bool = True,
         inputs: str = "deviation",
         noise_scaling: bool = True,
+        patient_weight: float = 1.0,
+        patient_k: int = 5,
         target_far: float = 0.01,
         validation_fraction: float = 0.15,
         max_train_beats: int | None = 40_000,
@@ -127,6 +141,8 @@ class ECGAnomalyDetector:
         self.use_cond = use_cond
         self.inputs = inputs
         self.noise_scaling = noise_scaling
+        self.patient_weight = patient_weight
+        self.patient_k = patient_k
         self.target_far = target_far
         self.validation_fraction = validation_fraction
         self.max_train_beats = max_train_beats
@@ -169,6 +185,11 @@ class ECGAnomalyDetector:
             )
         if self.timing_k < 1:
             raise GenforgeError(f"timing_k={self.timing_k}: expected a positive number of neighbours")
+        if self.patient_weight < 0 or self.patient_k < 1:
+            raise GenforgeError(
+                f"patient_weight={self.patient_weight}, patient_k={self.patient_k}: expected a weight >= 0 "
+                "and a positive number of neighbours"
+            )
         if not 0 < self.target_far < 1:
             raise GenforgeError(f"target_far={self.target_far}: expected a fraction in (0, 1)")
         waves, templates, rr = beat_arrays(beats)
@@ -198,6 +219,7 @@ class ECGAnomalyDetector:
         x = self._inputs(waves, templates, noise)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
+        self._fit_patient(beats, waves, logrr, train_idx, val_idx)
         cond = self._cond(rr)
         cfg = VAEConfig(
             kind="conv1d" if self.architecture.startswith("conv1d") else "mlp",
@@ -236,7 +258,7 @@ class ECGAnomalyDetector:
         rr_val = self._rr_score(timing[val_idx])
         self.vae_center_, self.vae_scale_ = _robust(vae_val)
         self.rr_center_, self.rr_scale_ = _robust(rr_val)
-        combined = self._combine(vae_val, rr_val)
+        combined = self._combine(vae_val, rr_val, self._patient_distance(beats.iloc[val_idx]))
         self.offset_ = -float(np.quantile(combined, 1.0 - self.target_far))
         self.n_train_ = int(len(train_idx))
         return self
@@ -249,7 +271,8 @@ class ECGAnomalyDetector:
 
     def score_parts(self, beats: pd.DataFrame) -> pd.DataFrame:
         """Per beat: ``shape`` (VAE negative ELBO), ``timing`` (kNN or Mahalanobis distance of the timing
-        features) and the combined ``score``.
+        features), ``patient`` (distance to the training beats of the same record, NaN where the record had
+        none, see :mod:`genforge.ecg.patient`) and the combined ``score``.
 
         With ``timing="prematurity"`` the beats must keep their record's order (as ``beat_table`` gives
         them): the irregularity feature comes from the neighbouring beats at preprocessing time.
@@ -260,8 +283,10 @@ class ECGAnomalyDetector:
         cond = self._cond(rr)
         vae = self._vae_score(x, None if cond is None else torch.from_numpy(cond))
         rrs = self._rr_score(self._timing_features(beats, rr))
+        patient = self._patient_distance(beats)
         return pd.DataFrame(
-            {"shape": vae, "timing": rrs, "score": self._combine(vae, rrs)}, index=beats.index
+            {"shape": vae, "timing": rrs, "patient": patient, "score": self._combine(vae, rrs, patient)},
+            index=beats.index,
         )
 
     def score_samples(self, beats: pd.DataFrame) -> np.ndarray:
@@ -339,8 +364,11 @@ class ECGAnomalyDetector:
                 "vae_scale_": self.vae_scale_,
                 "rr_center_": self.rr_center_,
                 "rr_scale_": self.rr_scale_,
+                "patient_center_": self.patient_center_,
+                "patient_scale_": self.patient_scale_,
                 "offset_": self.offset_,
                 "n_train_": self.n_train_,
+                "patient": None if self.patient_ is None else self.patient_.names(),
             },
         }
         from safetensors.numpy import save_file
@@ -350,6 +378,9 @@ class ECGAnomalyDetector:
         out = genforge.save(self.model_, directory, extra=extra)
         with atomic_path(Path(directory) / TIMING_REFERENCE) as tmp:
             save_file({"timing_reference": np.ascontiguousarray(self.timing_reference_)}, str(tmp))
+        if self.patient_ is not None:
+            with atomic_path(Path(directory) / PATIENT_REFERENCE) as tmp:
+                save_file(self.patient_.arrays(), str(tmp))
         return out
 
     @classmethod
@@ -379,6 +410,9 @@ class ECGAnomalyDetector:
         if int(extra.get("state_version", 1)) < 4:  # versions 1-3: deviation not scaled by local noise
             params["noise_scaling"] = False
             state["noise_ref_"] = 1.0
+        if int(extra.get("state_version", 1)) < 5:  # versions 1-4: no same-record reference
+            params["patient_weight"] = 0.0
+            state.update(patient_center_=0.0, patient_scale_=1.0, patient=None)
         det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
         for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
             setattr(det, key, np.asarray(state[key], dtype=np.float64))
@@ -393,6 +427,14 @@ class ECGAnomalyDetector:
             if not path.is_file():
                 raise GenforgeError(f"{directory}: {TIMING_REFERENCE} is missing; save the detector again")
             det.timing_reference_ = load_file(str(path))["timing_reference"].astype(np.float32)
+        det.patient_ = None
+        if state.get("patient"):
+            from safetensors.numpy import load_file
+
+            path = Path(directory) / PATIENT_REFERENCE
+            if not path.is_file():
+                raise GenforgeError(f"{directory}: {PATIENT_REFERENCE} is missing; save the detector again")
+            det.patient_ = PatientReference.from_state(load_file(str(path)), state["patient"])
         det.model_ = genforge.load(directory).eval()
         return det
 
@@ -470,10 +512,48 @@ class ECGAnomalyDetector:
         dist, _ = self._timing_index.kneighbors(z.astype(np.float32))
         return dist[:, -1].astype(np.float64)
 
-    def _combine(self, vae: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        return (vae - self.vae_center_) / self.vae_scale_ + self.rr_weight * (
-            rr - self.rr_center_
-        ) / self.rr_scale_
+    def _fit_patient(
+        self,
+        beats: pd.DataFrame,
+        waves: np.ndarray,
+        logrr: np.ndarray,
+        train_idx: np.ndarray,
+        val_idx: np.ndarray,
+    ) -> None:
+        """The same-record reference (``patient_``) and its robust scale on the held-out beats; ``None``
+        when ``patient_weight`` is 0 or the beats carry no ``record`` column."""
+        self.patient_ = None
+        self.patient_center_, self.patient_scale_ = 0.0, 1.0
+        if self.patient_weight <= 0 or "record" not in beats.columns:
+            return
+        records = beats["record"].to_numpy().astype(str)
+        self.patient_ = PatientReference(k=self.patient_k).fit(
+            waves[train_idx], logrr[train_idx], records[train_idx]
+        )
+        val = self.patient_.distance(waves[val_idx], logrr[val_idx], records[val_idx])
+        if np.isfinite(val).sum() >= 20:
+            self.patient_center_, self.patient_scale_ = _robust(val[np.isfinite(val)])
+
+    def _patient_distance(self, beats: pd.DataFrame) -> np.ndarray:
+        """[n] raw same-record distance (NaN where the term is silent or off)."""
+        if getattr(self, "patient_", None) is None or "record" not in beats.columns:
+            return np.full(len(beats), np.nan)
+        waves, _, rr = beat_arrays(beats)
+        return self.patient_.distance(waves, _log_rr(rr), beats["record"].to_numpy())
+
+    def standardised_parts(self, parts: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The three terms of :meth:`score_parts` on the scale they are summed on (the held-out normal
+        beats' median 0 and IQR 1; the patient term 0 where it is silent), before weighting."""
+        patient = (parts["patient"].to_numpy() - self.patient_center_) / self.patient_scale_
+        return {
+            "shape": (parts["shape"].to_numpy() - self.vae_center_) / self.vae_scale_,
+            "timing": (parts["timing"].to_numpy() - self.rr_center_) / self.rr_scale_,
+            "patient": np.nan_to_num(patient, nan=0.0),
+        }
+
+    def _combine(self, vae: np.ndarray, rr: np.ndarray, patient: np.ndarray) -> np.ndarray:
+        z = self.standardised_parts(pd.DataFrame({"shape": vae, "timing": rr, "patient": patient}))
+        return z["shape"] + self.rr_weight * z["timing"] + self.patient_weight * z["patient"]
 
 
 _PARAMS = (
@@ -491,6 +571,8 @@ _PARAMS = (
     "use_cond",
     "inputs",
     "noise_scaling",
+    "patient_weight",
+    "patient_k",
     "target_far",
     "validation_fraction",
     "max_train_beats",
@@ -500,7 +582,17 @@ _PARAMS = (
 )
 
 
-_SCALARS = ("x_scale_", "noise_ref_", "vae_center_", "vae_scale_", "rr_center_", "rr_scale_", "offset_")
+_SCALARS = (
+    "x_scale_",
+    "noise_ref_",
+    "vae_center_",
+    "vae_scale_",
+    "rr_center_",
+    "rr_scale_",
+    "patient_center_",
+    "patient_scale_",
+    "offset_",
+)
 
 
 def _log_rr(rr: np.ndarray) -> np.ndarray:

@@ -29,7 +29,18 @@ from genforge.ecg.preprocess import beat_table
 from genforge.errors import GenforgeError
 from genforge.io import atomic_path, write_table_atomic, write_text_atomic
 
-OUT_COLS = ["record", "sample", "time_s", "score", "flag", "symbol", "aami", "shape_score", "timing_score"]
+OUT_COLS = [
+    "record",
+    "sample",
+    "time_s",
+    "score",
+    "flag",
+    "symbol",
+    "aami",
+    "shape_score",
+    "timing_score",
+    "patient_score",  # distance to the training beats of the same record; NaN for records not in training
+]
 ANN_EXT = "gfa"
 
 
@@ -58,6 +69,7 @@ def score_record(
             "aami": beats["aami"].astype(str).to_numpy(),
             "shape_score": parts["shape"].to_numpy(),
             "timing_score": parts["timing"].to_numpy(),
+            "patient_score": parts["patient"].to_numpy(),
         }
     )
 
@@ -152,7 +164,7 @@ def score_records(
         else:
             report.failed[key] = f"{key}: not scored (another rank failed?)"
     if frames:
-        table = pd.concat(frames, ignore_index=True)[OUT_COLS]
+        table = pd.concat(frames, ignore_index=True).reindex(columns=OUT_COLS)  # parts of older versions
         table.attrs = {}
         write_table_atomic(out, table)
         write_annotations(table, out.parent)
@@ -202,13 +214,17 @@ def _unique_keys(records: list[Path]) -> list[str]:
 
 
 def record_summary(table: pd.DataFrame) -> dict[str, object]:
-    """Beats, flagged beats and percentage; per reference class counts (all and flagged) when labelled."""
+    """Beats, flagged beats and percentage; whether the same-record term applied (the record was in the
+    model's training set); per reference class counts (all and flagged) when labelled."""
     n = int(len(table))
     flagged = int(table["flag"].sum()) if n else 0
     out: dict[str, object] = {
         "beats": n,
         "flagged": flagged,
         "flagged_pct": 100.0 * flagged / n if n else 0.0,
+        "same_record_reference": bool(
+            n and "patient_score" in table and table["patient_score"].notna().any()
+        ),
     }
     if n and "aami" in table and (table["aami"] != "").any():
         counts = table.groupby("aami")["flag"].agg(["size", "sum"])

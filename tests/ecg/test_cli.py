@@ -35,8 +35,10 @@ def test_train_score_resume_and_bad_record(mitdb: Path, tmp_path: Path, monkeypa
     assert ECGAnomalyDetector.load(model).noise_scaling  # the default
     plain = tmp_path / "plain"
     argv = ["ecg", "train", "--data", str(records), "--records", "100", "--out", str(plain)]
-    assert main([*argv, "--max-steps", "5", "--no-noise-scaling"]) == 0
-    assert not ECGAnomalyDetector.load(plain).noise_scaling
+    assert main([*argv, "--max-steps", "5", "--no-noise-scaling", "--patient-weight", "0"]) == 0
+    plain_model = ECGAnomalyDetector.load(plain)
+    assert not plain_model.noise_scaling and plain_model.patient_ is None
+    assert ECGAnomalyDetector.load(model).patient_.known_records() == ["100"]
 
     bad = records / "bad"
     shutil.copy(records / "100.hea", bad.with_suffix(".hea"))
@@ -55,6 +57,9 @@ def test_train_score_resume_and_bad_record(mitdb: Path, tmp_path: Path, monkeypa
     v = table[table["symbol"] == "V"]
     n100 = table[(table["symbol"] == "N") & (table["record"] == "100")]  # the training record's normal beats
     assert v["flag"].mean() > 0.8 and n100["flag"].mean() < 0.1
+    # the same-record term speaks for the training record only
+    assert table.loc[table["record"] == "100", "patient_score"].notna().mean() > 0.99
+    assert table.loc[table["record"] == TEST_RECORD, "patient_score"].isna().all()
     assert (out.parent / f"{TEST_RECORD}.gfa").is_file()  # WFDB annotations of the flagged beats
     import wfdb
 

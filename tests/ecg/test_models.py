@@ -134,6 +134,7 @@ def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
         timing="absolute",
         timing_density="mahalanobis",
         noise_scaling=False,
+        patient_weight=0.0,
         max_steps=60,
         max_train_beats=1500,
     ).fit(train)
@@ -230,4 +231,56 @@ def test_version3_checkpoints_load_without_noise_scaling(small_beats, tmp_path) 
     old = ECGAnomalyDetector.load(tmp_path)
     assert not old.noise_scaling
     test = small_beats[small_beats["record"] == TEST_RECORD]
+    np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
+
+
+def test_patient_term_speaks_only_for_records_seen_in_training(small_beats, tmp_path) -> None:
+    """The same-record reference: silent (NaN, no effect) on a new record, and on a training record it
+    ranks that record's held-out abnormal beats above its held-out normal beats; saved and loaded."""
+    from genforge.ecg.patient import PatientReference
+
+    beats = small_beats[small_beats["record"].isin(["101", TEST_RECORD])].reset_index(drop=True)
+    normal = np.flatnonzero(beats["aami"].to_numpy() == "N")
+    rng = np.random.default_rng(0)
+    train_idx = rng.permutation(normal)[: int(0.7 * len(normal))]
+    train = beats.iloc[np.sort(train_idx)].reset_index(drop=True)
+    held_out = beats.drop(index=train_idx)
+    det = ECGAnomalyDetector(max_steps=40, max_train_beats=1500, timing_k=5).fit(train)
+    parts = det.score_parts(held_out)
+    assert np.isfinite(parts["patient"]).all()
+    aami = held_out["aami"].to_numpy()
+    assert (aami == "V").sum() > 50
+    assert metrics(parts["patient"].to_numpy(), aami)["per_class_auroc"]["V"] > 0.95
+    # a record never seen in training: the term is silent and the score is shape + timing alone
+    new = small_beats[small_beats["record"] == "100"]
+    new_parts = det.score_parts(new)
+    assert new_parts["patient"].isna().all()
+    z = det.standardised_parts(new_parts)
+    np.testing.assert_allclose(new_parts["score"], z["shape"] + det.rr_weight * z["timing"], rtol=1e-9)
+    # without a record column the term is off too
+    no_record = det.score_parts(held_out.drop(columns="record"))
+    assert no_record["patient"].isna().all()
+    det.save(tmp_path)
+    again = ECGAnomalyDetector.load(tmp_path)
+    assert isinstance(again.patient_, PatientReference)
+    np.testing.assert_allclose(again.anomaly_score(held_out), det.anomaly_score(held_out), rtol=1e-5)
+    with pytest.raises(GenforgeError, match="patient_weight"):
+        ECGAnomalyDetector(patient_weight=-1).fit(train)
+
+
+def test_version4_checkpoints_load_without_the_patient_term(small_beats, tmp_path) -> None:
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    det = ECGAnomalyDetector(patient_weight=0.0, max_steps=40, max_train_beats=1500, timing_k=5)
+    det.fit(train.reset_index(drop=True)).save(tmp_path)
+    assert not (tmp_path / "patient_reference.safetensors").exists()
+    config = json.loads((tmp_path / "config.json").read_text())
+    extra = config["extra"]
+    extra["state_version"] = 4
+    del extra["params"]["patient_weight"], extra["params"]["patient_k"]
+    for key in ("patient_center_", "patient_scale_", "patient"):
+        del extra["state"][key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = ECGAnomalyDetector.load(tmp_path)
+    assert old.patient_weight == 0 and old.patient_ is None
+    test = small_beats[small_beats["record"] == "100"]  # a training record: the term would speak if on
     np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
