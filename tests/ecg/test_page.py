@@ -20,8 +20,9 @@ PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "ecg.py"
 def records(mitdb: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "records"
     folder.mkdir()
-    for ext in ("hea", "dat", "atr"):
-        shutil.copy(mitdb / f"119.{ext}", folder / f"119.{ext}")
+    for name in ("119", "100"):  # 100 is one of the small model's training records
+        for ext in ("hea", "dat", "atr"):
+            shutil.copy(mitdb / f"{name}.{ext}", folder / f"{name}.{ext}")
     # a broken record beside it: header promises 650000 samples, the file is cut short
     (folder / "bad.hea").write_text((mitdb / "119.hea").read_text().replace("119", "bad"))
     (folder / "bad.dat").write_bytes((mitdb / "119.dat").read_bytes()[:5000])
@@ -50,6 +51,10 @@ def test_page_scores_a_record_and_reacts_to_the_threshold(monkeypatch, small_mod
     slider.set_value(slider.max).run()
     assert int({m.label: m.value for m in at.metric}["flagged"].replace(",", "")) < flagged_before
     assert len(at.get("plotly_chart")) >= 3  # signal, scores, most anomalous beats
+    assert not any("patient-adapted" in c.value for c in at.caption)  # 119 was not in training
+    at.selectbox(key="record").set_value("100").run()
+    assert not at.exception and not at.error
+    assert any("patient-adapted" in c.value for c in at.caption)  # the same-record term speaks
 
 
 def test_bad_record_shows_an_error_and_the_page_keeps_working(monkeypatch, small_model, records) -> None:
