@@ -57,19 +57,26 @@ def simulate_record(
     p_ventricular: float = 0.04,
     p_atrial: float = 0.04,
     seed: int = 0,
+    patient_seed: int | None = None,
 ) -> Path:
-    """Write one SIMULATED WFDB record (with reference ``.atr`` labels); return its path without extension."""
+    """Write one SIMULATED WFDB record (with reference ``.atr`` labels); return its path without extension.
+
+    ``seed`` draws the rhythm, ectopic beats and noise; ``patient_seed`` (default: ``seed``) the beat shape
+    and resting heart rate, so two records with one ``patient_seed`` are two recordings of the same
+    simulated patient.
+    """
     import wfdb
 
     rng = np.random.default_rng(seed)
-    normal = _normal_template(seed)
+    patient = seed if patient_seed is None else patient_seed
+    normal = _normal_template(patient)
     vent = _ventricular(normal)
     pre = int(0.35 * FS)
     n_total = int(minutes * 60 * FS)
     signal = np.zeros(n_total + len(normal))
     positions, symbols = [], []
     t, prev_kind = 1.0 * FS, "N"
-    base_rr = 60.0 / rng.uniform(65, 80)
+    base_rr = 60.0 / np.random.default_rng([patient, 1]).uniform(65, 80)  # the patient's resting rate
     while t < n_total - FS:
         kind = rng.choice(["N", "V", "A"], p=[1 - p_ventricular - p_atrial, p_ventricular, p_atrial])
         if prev_kind != "N":
