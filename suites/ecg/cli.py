@@ -105,6 +105,12 @@ def train(
         typer.echo(
             f"model written to {out} (threshold {det.threshold_:.3f} for {target_far:.1%} false alarms)"
         )
+        if det.patient_ is not None:
+            known = det.patient_.known_records()
+            typer.echo(
+                f"beats of these {len(known)} training records will also be compared with their own record's "
+                "training beats when scored (patient-adapted); --patient-weight 0 turns that off"
+            )
 
 
 @app.command()
