@@ -201,7 +201,7 @@ def evaluate_gen(
     seeds: int = typer.Option(5),
     model: str = typer.Option("gan", help="Model for the TimeGAN stocks: gan or diffusion."),
     steps: int = typer.Option(
-        None, help="Training steps per seed on the stocks (gan: 600, diffusion: 3000)."
+        None, help="Training steps per seed on the stocks (gan: 2000, diffusion: 3000)."
     ),
     hidden: int = typer.Option(32, help="TCN width of both GAN players (both protocols)."),
     lr: float = typer.Option(None, help="Learning rate of the stocks model (gan: 5e-4, diffusion: 1e-3)."),
