@@ -23,6 +23,22 @@ app = typer.Typer(
 
 SIMULATED = "SIMULATED"
 
+# detector options shared by `train` and `evaluate`
+ARCHITECTURE_OPTION = typer.Option(
+    "mlp", "--architecture", help="VAE kind: mlp (default), conv1d (plain convs) or conv1d-residual"
+)
+NOISE_SCALING_OPTION = typer.Option(
+    True,
+    "--noise-scaling/--no-noise-scaling",
+    help="Read each beat's deviation in units of its segment's noise where that is above the usual",
+)
+PATIENT_WEIGHT_OPTION = typer.Option(
+    1.0,
+    "--patient-weight",
+    help="Weight of the same-record term: distance to the training beats of the beat's own record "
+    "(patient-adaptive; silent for records not in training). 0 turns it off",
+)
+
 
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
@@ -56,22 +72,11 @@ def train(
     records: str = typer.Option("DS1", "--records", help="DS1, DS2, all, or a comma list like 101,106"),
     out: Path = typer.Option(..., "--out", help="Model folder to write"),
     peaks: str = typer.Option("reference", "--peaks", help="Beat positions: reference (.atr) or detect"),
-    architecture: str = typer.Option(
-        "mlp", "--architecture", help="VAE kind: mlp (default), conv1d (plain convs) or conv1d-residual"
-    ),
+    architecture: str = ARCHITECTURE_OPTION,
     max_steps: int = typer.Option(800, "--max-steps", help="Training steps"),
     target_far: float = typer.Option(0.01, "--target-far", help="False-alarm rate on held-out normal beats"),
-    noise_scaling: bool = typer.Option(
-        True,
-        "--noise-scaling/--no-noise-scaling",
-        help="Read each beat's deviation in units of its segment's noise where that is above the usual",
-    ),
-    patient_weight: float = typer.Option(
-        1.0,
-        "--patient-weight",
-        help="Weight of the same-record term: distance to the training beats of the beat's own record "
-        "(patient-adaptive; silent for records not in training). 0 turns it off",
-    ),
+    noise_scaling: bool = NOISE_SCALING_OPTION,
+    patient_weight: float = PATIENT_WEIGHT_OPTION,
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train the detector on the normal beats (reference annotations decide) of the named records."""
@@ -164,22 +169,11 @@ def evaluate(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here"),
     folds: int = typer.Option(5, "--folds", help="intra: how many of the 5 folds to run"),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the baselines too"),
-    architecture: str = typer.Option(
-        "mlp", "--architecture", help="VAE kind: mlp (default), conv1d (plain convs) or conv1d-residual"
-    ),
+    architecture: str = ARCHITECTURE_OPTION,
     max_steps: int = typer.Option(None, "--max-steps", help="Override the detector's training steps"),
     rr_weight: float = typer.Option(None, "--rr-weight", help="Override the weight of the RR timing score"),
-    noise_scaling: bool = typer.Option(
-        True,
-        "--noise-scaling/--no-noise-scaling",
-        help="Read each beat's deviation in units of its segment's noise where that is above the usual",
-    ),
-    patient_weight: float = typer.Option(
-        1.0,
-        "--patient-weight",
-        help="Weight of the same-record term: distance to the training beats of the beat's own record "
-        "(patient-adaptive; silent for records not in training). 0 turns it off",
-    ),
+    noise_scaling: bool = NOISE_SCALING_OPTION,
+    patient_weight: float = PATIENT_WEIGHT_OPTION,
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Beat cache (default: ~/.cache/genforge/ecg)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
