@@ -14,9 +14,9 @@ How a beat is scored (higher anomaly score = more abnormal):
   :func:`~genforge.ecg.preprocess.local_noise`), so muscle noise and electrode motion no longer look like
   abnormal shape; clean segments are never amplified. DS1 patient-wise CV: AUROC 0.978 -> 0.985 (with
   ``rr_weight`` 1; 0.986 with 0.5), almost all of it from the noisy record 203 (without it 0.9867 -> 0.9876
-at 0.5); shrinking
-  by ``(noise_ref_ / noise) ** p``: p 0.75 / 1 / 1.5 / 2 gave 0.985 / 0.985 / 0.983 / 0.977; estimating the
-  noise from all neighbouring beats instead of the typical ones: 0.979 (lower quartile), 0.946 (median).
+  at 0.5); shrinking by ``(noise_ref_ / noise) ** p``: p 0.75 / 1 / 1.5 / 2 gave 0.985 / 0.985 / 0.983 /
+  0.977; estimating the noise from all neighbouring beats instead of the typical ones: 0.979 (lower
+  quartile), 0.946 (median).
 - **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
   among the training beats (``timing_density="knn"``, default) or a Mahalanobis distance to their mean
   and covariance (``"mahalanobis"``); premature supraventricular beats often differ only in timing. The
@@ -219,7 +219,7 @@ class ECGAnomalyDetector:
         x = self._inputs(waves, templates, noise)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
-        self._fit_patient(beats, waves, logrr, train_idx, val_idx)
+        patient_val = self._fit_patient(beats, waves, logrr, train_idx, val_idx)
         cond = self._cond(rr)
         cfg = VAEConfig(
             kind="conv1d" if self.architecture.startswith("conv1d") else "mlp",
@@ -258,7 +258,7 @@ class ECGAnomalyDetector:
         rr_val = self._rr_score(timing[val_idx])
         self.vae_center_, self.vae_scale_ = _robust(vae_val)
         self.rr_center_, self.rr_scale_ = _robust(rr_val)
-        combined = self._combine(vae_val, rr_val, self._patient_distance(beats.iloc[val_idx]))
+        combined = self._combine(vae_val, rr_val, patient_val)
         self.offset_ = -float(np.quantile(combined, 1.0 - self.target_far))
         self.n_train_ = int(len(train_idx))
         return self
@@ -519,13 +519,13 @@ class ECGAnomalyDetector:
         logrr: np.ndarray,
         train_idx: np.ndarray,
         val_idx: np.ndarray,
-    ) -> None:
-        """The same-record reference (``patient_``) and its robust scale on the held-out beats; ``None``
-        when ``patient_weight`` is 0 or the beats carry no ``record`` column."""
+    ) -> np.ndarray:
+        """Fit the same-record reference (``patient_``; ``None`` when ``patient_weight`` is 0 or the beats
+        carry no ``record`` column) and its robust scale; returns the held-out beats' raw distances."""
         self.patient_ = None
         self.patient_center_, self.patient_scale_ = 0.0, 1.0
         if self.patient_weight <= 0 or "record" not in beats.columns:
-            return
+            return np.full(len(val_idx), np.nan)
         records = beats["record"].to_numpy().astype(str)
         self.patient_ = PatientReference(k=self.patient_k).fit(
             waves[train_idx], logrr[train_idx], records[train_idx]
@@ -533,6 +533,7 @@ class ECGAnomalyDetector:
         val = self.patient_.distance(waves[val_idx], logrr[val_idx], records[val_idx])
         if np.isfinite(val).sum() >= 20:
             self.patient_center_, self.patient_scale_ = _robust(val[np.isfinite(val)])
+        return val
 
     def _patient_distance(self, beats: pd.DataFrame) -> np.ndarray:
         """[n] raw same-record distance (NaN where the term is silent or off)."""
@@ -544,15 +545,20 @@ class ECGAnomalyDetector:
     def standardised_parts(self, parts: pd.DataFrame) -> dict[str, np.ndarray]:
         """The three terms of :meth:`score_parts` on the scale they are summed on (the held-out normal
         beats' median 0 and IQR 1; the patient term 0 where it is silent), before weighting."""
-        patient = (parts["patient"].to_numpy() - self.patient_center_) / self.patient_scale_
+        return self._standardise(
+            parts["shape"].to_numpy(), parts["timing"].to_numpy(), parts["patient"].to_numpy()
+        )
+
+    def _standardise(self, vae: np.ndarray, rr: np.ndarray, patient: np.ndarray) -> dict[str, np.ndarray]:
+        patient = (patient - self.patient_center_) / self.patient_scale_
         return {
-            "shape": (parts["shape"].to_numpy() - self.vae_center_) / self.vae_scale_,
-            "timing": (parts["timing"].to_numpy() - self.rr_center_) / self.rr_scale_,
+            "shape": (vae - self.vae_center_) / self.vae_scale_,
+            "timing": (rr - self.rr_center_) / self.rr_scale_,
             "patient": np.nan_to_num(patient, nan=0.0),
         }
 
     def _combine(self, vae: np.ndarray, rr: np.ndarray, patient: np.ndarray) -> np.ndarray:
-        z = self.standardised_parts(pd.DataFrame({"shape": vae, "timing": rr, "patient": patient}))
+        z = self._standardise(vae, rr, patient)
         return z["shape"] + self.rr_weight * z["timing"] + self.patient_weight * z["patient"]
 
 
