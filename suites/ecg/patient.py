@@ -54,6 +54,7 @@ class PatientReference:
         self.reference_ = self.features(waves, log_rr)
         self.records_ = np.asarray(records).astype(str)
         self._index: dict[str, Any] = {}
+        self._known: set[str] | None = None
         return self
 
     def features(self, waves: np.ndarray, log_rr: np.ndarray) -> np.ndarray:
@@ -76,9 +77,10 @@ class PatientReference:
         if len(records) == 0:
             return out
         query = self.features(waves, log_rr)
-        known = set(self.known_records())
+        if getattr(self, "_known", None) is None:
+            self._known = set(self.known_records())
         for name in np.unique(records):
-            if name not in known:
+            if name not in self._known:
                 continue
             if name not in self._index:
                 ref = self.reference_[self.records_ == name]
@@ -122,4 +124,5 @@ class PatientReference:
         ref.reference_ = arrays["patient_reference"]
         ref.records_ = np.asarray(names["records"], dtype=object)[arrays["patient_record_code"]].astype(str)
         ref._index = {}
+        ref._known = None
         return ref
