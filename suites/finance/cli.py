@@ -30,6 +30,21 @@ PricesArg = typer.Argument(None, help="Price file (CSV/Parquet, OHLC[V]); defaul
 SortOpt = typer.Option(
     True, "--sort/--no-sort", help="Sort rows by date (--no-sort: unsorted dates are an error)."
 )
+VarFeedbackOpt = typer.Option(
+    0.0,
+    "--var-feedback",
+    metavar="RATE",
+    help="Exception feedback on the VaR level (adaptive conformal inference): after each VaR "
+    "exception the level drops by RATE x level (a wider VaR), after each quiet day it creeps back. "
+    "0 = a fixed level (default); 0.05 = the ratio of Gibbs & Candes (2021). Needs the skewt VaR.",
+)
+
+
+def _check_feedback(rate: float, var_method: str = "skewt") -> None:
+    if rate < 0 or (rate > 0 and var_method != "skewt"):
+        raise GenforgeError(
+            f"--var-feedback {rate}: expected a rate >= 0, used with --var-method skewt (got {var_method})"
+        )
 
 
 def _check_table_out(path: Path, option: str = "--out") -> None:
@@ -58,6 +73,7 @@ def train_vol(
     steps: int = typer.Option(300, help="Training steps of the VAE."),
     base: str = typer.Option("gjr", help="Base variance the VAE corrects: gjr (GJR-GARCH-t) or ewma."),
     seed: int = typer.Option(0),
+    var_feedback: float = VarFeedbackOpt,
     sort: bool = SortOpt,
 ) -> None:
     """Fit the VAE volatility forecaster on all of PRICES and save it to --out."""
@@ -67,10 +83,11 @@ def train_vol(
     _check_dir_out(out)
     if steps < 1:
         raise GenforgeError(f"--steps {steps}: expected a positive number of steps")
+    _check_feedback(var_feedback)
     data = load_prices_or_default(prices, min_rows=300, sort=sort)
     _threads()
     start = time.perf_counter()
-    model = VolatilityForecaster(steps=steps, base=base, seed=seed).fit(data)
+    model = VolatilityForecaster(steps=steps, base=base, seed=seed, var_feedback=var_feedback).fit(data)
     model.save(out)
     typer.echo(
         f"trained on {len(data)} prices ({data.index[0].date()} .. {data.index[-1].date()}) in "
@@ -87,6 +104,13 @@ def forecast(
     ),
     steps: int = typer.Option(300, help="Training steps when no --model is given."),
     last: int = typer.Option(0, help="Keep only the last N forecasts (0 = all)."),
+    var_feedback: float = typer.Option(
+        None,
+        "--var-feedback",
+        metavar="RATE",
+        help="Exception feedback on the VaR level (see train-vol --help); default: the --model's "
+        "setting, else 0 (a fixed level). It runs over the forecasts from the first close on.",
+    ),
     sort: bool = SortOpt,
 ) -> None:
     """Next-day variance forecasts (mean, quantiles, VaR) for every close of PRICES."""
@@ -98,17 +122,21 @@ def forecast(
         raise GenforgeError(f"--model {model}: no config.json there; expected a folder written by train-vol")
     data = load_prices_or_default(prices, min_rows=60 if model is not None else 300, sort=sort)
     _threads()
-    est = (
-        VolatilityForecaster.load(model) if model is not None else VolatilityForecaster(steps=steps).fit(data)
-    )
+    est = VolatilityForecaster.load(model) if model is not None else VolatilityForecaster(steps=steps)
+    if var_feedback is not None:
+        _check_feedback(var_feedback, est.var_method)
+        est.var_feedback = var_feedback
+    if model is None:
+        est.fit(data)
     table = est.predict(data)
     if last > 0:
         table = table.iloc[-last:]
     write_table_atomic(out, table)
     row = table.iloc[-1]
+    level = f" at level {100 * row['var_level_1']:.2f}% after feedback" if "var_level_1" in table else ""
     typer.echo(
         f"{len(table)} forecasts written to {out}; after {row['date'].date()}: variance "
-        f"{row['variance']:.3f} (volatility {row['volatility']:.3f}%), 1% VaR {row['var_1']:.3f}%"
+        f"{row['variance']:.3f} (volatility {row['volatility']:.3f}%), 1% VaR {row['var_1']:.3f}%{level}"
     )
 
 
@@ -133,6 +161,7 @@ def evaluate_vol(
         help="VAE VaR quantile of the standardised residuals: skewt (Hansen skewed t, ML; the "
         "default), fhs (empirical) or evt (GPD tail, McNeil-Frey).",
     ),
+    var_feedback: float = VarFeedbackOpt,
 ) -> None:
     """Rolling out-of-sample evaluation: the VAE vs GARCH(1,1)-t, GJR-t, EGARCH-t, EWMA, HAR."""
     from genforge.finance.data import load_prices_or_default
@@ -145,6 +174,7 @@ def evaluate_vol(
         raise GenforgeError(f"--initial {initial} / --refit-every {refit_every}: expected >= 300 and >= 1")
     if var_method not in VAR_METHODS:
         raise GenforgeError(f"--var-method {var_method!r}: expected one of {', '.join(VAR_METHODS)}")
+    _check_feedback(var_feedback, var_method)
     prices = load_prices_or_default(data, min_rows=initial + 2)
     _threads()
     models: list[Any] = []
@@ -156,6 +186,7 @@ def evaluate_vol(
                 warm_start=warm_steps > 0,
                 seed=seed,
                 var_method=var_method,
+                var_feedback=var_feedback,
             )
         )
     models.extend(baseline_models())
@@ -171,6 +202,7 @@ def evaluate_vol(
     )
     if not no_vae:
         result["vae_var_method"] = var_method
+        result["vae_var_feedback"] = var_feedback
     result["anchors_qlike"] = {"gjr_t": 1.5517, "egarch_t": 1.5602, "garch_t": 1.5938, "ewma": 1.6223}
     text = format_table(result)
     typer.echo(text)

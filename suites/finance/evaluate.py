@@ -38,6 +38,12 @@ from genforge.finance.stats_tests import (
     qlike_loss,
     var_backtest,
 )
+from genforge.finance.var_feedback import (
+    DEFAULT_RATE,
+    adaptive_var,
+    distribution_var,
+    has_distribution,
+)
 
 VAR_LEVELS: tuple[float, ...] = (0.01, 0.05)
 INITIAL = 1000
@@ -113,7 +119,8 @@ class ArchBaseline(RollingModel):
         for alpha in VAR_LEVELS:
             q = float(model.distribution.ppf(alpha, dist_params))
             out[var_column(alpha)] = -(mean + np.sqrt(h) * q)
-        return out
+        nu = float(dist_params[0]) if self.dist == "t" and self.vol != "EWMA" else math.inf
+        return _with_distribution(out, np.sqrt(h), mean / np.sqrt(h), nu)
 
 
 class HARBaseline(RollingModel):
@@ -138,7 +145,18 @@ class HARBaseline(RollingModel):
         out = pd.DataFrame({"variance": h})
         for alpha in VAR_LEVELS:
             out[var_column(alpha)] = -np.sqrt(h) * stats.norm.ppf(alpha)
-        return out
+        return _with_distribution(out, np.sqrt(h), 0.0, math.inf)
+
+
+def _with_distribution(out: pd.DataFrame, sd: Any, loc: Any, nu: float) -> pd.DataFrame:
+    """Add the next-day return distribution (a symmetric t, or normal for ``nu`` inf) in the
+    columns exception feedback reads (:data:`~genforge.finance.var_feedback.DISTRIBUTION_COLUMNS`)."""
+    out["volatility"] = sd
+    out["eta_loc"] = loc
+    out["eta_scale"] = 1.0
+    out["eta_nu"] = nu
+    out["eta_lambda"] = 0.0
+    return out
 
 
 def baseline_models() -> list[RollingModel]:
@@ -216,6 +234,11 @@ def rolling_forecasts(
     else:
         blocks = _run_blocks(model, frame, starts, refit_every, progress)
     out = pd.concat(blocks, ignore_index=True)
+    rate = float(getattr(model, "feedback_rate", 0.0))
+    if rate > 0:  # the feedback state runs through every block, from the first forecast day on
+        outcomes = np.append(frame["return"].to_numpy(dtype=float)[initial:], np.nan)
+        for a in VAR_LEVELS:
+            out[var_column(a)], out[f"var_level_{round(a * 100):d}"] = adaptive_var(out, outcomes, a, rate)
     dates = list(frame.index[initial:]) + [pd.NaT]
     out.index = pd.DatetimeIndex(dates, name="Date")
     return out
@@ -279,7 +302,31 @@ def score_forecasts(
         name: {var_column(a): var_backtest(r, fc[var_column(a)].to_numpy(float), a) for a in VAR_LEVELS}
         for name, fc in forecasts.items()
     }
+    result["var_feedback"] = feedback_comparison(forecasts, r)
     return result
+
+
+def feedback_comparison(
+    forecasts: dict[str, pd.DataFrame], returns: Any, rate: float = DEFAULT_RATE
+) -> dict[str, Any]:
+    """VaR backtests of every model that describes its return distribution, at the fixed level
+    (``static``) and with exception feedback at ``rate`` (``feedback``), the same days for all.
+
+    Shows what the feedback does to each model, baselines included, so that a VaR that passes is
+    not mistaken for a better variance or tail model.
+    """
+    r = np.asarray(returns, dtype=float)
+    out: dict[str, Any] = {"rate": rate, "static": {}, "feedback": {}}
+    for name, fc in forecasts.items():
+        if not has_distribution(fc):
+            continue
+        out["static"][name], out["feedback"][name] = {}, {}
+        for a in VAR_LEVELS:
+            static = distribution_var(fc, a)
+            adapted, _ = adaptive_var(fc, r, a, rate)
+            out["static"][name][var_column(a)] = var_backtest(r, static, a)
+            out["feedback"][name][var_column(a)] = var_backtest(r, adapted, a)
+    return out
 
 
 def evaluate_volatility(
@@ -324,6 +371,9 @@ def evaluate_volatility(
         table[f"{name}_variance"] = fc["variance"].to_numpy()
         for a in VAR_LEVELS:
             table[f"{name}_{var_column(a)}"] = fc[var_column(a)].to_numpy()
+            level = f"var_level_{round(a * 100):d}"
+            if level in fc.columns:
+                table[f"{name}_{level}"] = fc[level].to_numpy()
     return result, table.reset_index()
 
 
@@ -348,6 +398,30 @@ def format_table(result: dict[str, Any]) -> str:
             f"{result['qlike_parkinson'][name]:9.4f} {result['qlike_garman_klass'][name]:9.4f} "
             f"{'in' if name in members else 'out':>4} {dm_text:>10} {v1['violations']:>10d} "
             f"{_yes(v1['passed']):>8} {v5['violations']:>10d} {_yes(v5['passed']):>8}"
+        )
+    feedback = result.get("var_feedback")
+    if feedback and feedback["static"]:
+        lines += ["", format_feedback_table(feedback, result["n_days"])]
+    return "\n".join(lines)
+
+
+def _hits(test: dict[str, Any]) -> str:
+    return f"{test['violations']} {'ok' if test['passed'] else 'FAIL'}"
+
+
+def format_feedback_table(feedback: dict[str, Any], n_days: int) -> str:
+    """VaR exceptions of each model at the fixed level and with exception feedback."""
+    lines = [
+        f"VaR exceptions at a fixed level and with exception feedback (rate {feedback['rate']}; "
+        f"expected {0.01 * n_days:.1f} at 1%, {0.05 * n_days:.1f} at 5%; ok = Kupiec and "
+        "Christoffersen pass at 5%)",
+        f"{'model':<10} {'1% fixed':>10} {'1% feedback':>12} {'5% fixed':>10} {'5% feedback':>12}",
+    ]
+    for name in feedback["static"]:
+        fixed, adapted = feedback["static"][name], feedback["feedback"][name]
+        lines.append(
+            f"{name:<10} {_hits(fixed['var_1']):>10} {_hits(adapted['var_1']):>12} "
+            f"{_hits(fixed['var_5']):>10} {_hits(adapted['var_5']):>12}"
         )
     return "\n".join(lines)
 

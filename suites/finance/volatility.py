@@ -75,6 +75,7 @@ import torch
 
 from genforge.errors import DataError, GenforgeError
 from genforge.finance.data import PRICE_COLUMNS, return_frame, validate_prices
+from genforge.finance.var_feedback import adaptive_var
 
 FEATURES: tuple[str, ...] = (
     "log_base",
@@ -105,6 +106,11 @@ class VolatilityForecaster:
     name = "vae"
 
     @property
+    def feedback_rate(self) -> float:
+        """Exception-feedback rate of the VaR (0: a fixed level; see :mod:`genforge.finance.var_feedback`)."""
+        return float(self.var_feedback or 0.0)
+
+    @property
     def stateful(self) -> bool:
         """Whether a refit depends on earlier fits (warm starts): then refits must run in order."""
         return self.warm_start
@@ -125,6 +131,7 @@ class VolatilityForecaster:
         quantiles: tuple[float, ...] = (0.05, 0.5, 0.95),
         var_levels: tuple[float, ...] = (0.01, 0.05),
         var_method: str = DEFAULT_VAR_METHOD,
+        var_feedback: float = 0.0,
         warm_start: bool = False,
         seed: int = 0,
         device: str = "cpu",
@@ -143,6 +150,7 @@ class VolatilityForecaster:
         self.quantiles = quantiles
         self.var_levels = var_levels
         self.var_method = var_method
+        self.var_feedback = var_feedback
         self.warm_start = warm_start
         self.seed = seed
         self.device = device
@@ -183,6 +191,13 @@ class VolatilityForecaster:
         if self.var_method not in VAR_METHODS:
             raise GenforgeError(
                 f"VolatilityForecaster.var_method: expected one of {VAR_METHODS}, got {self.var_method!r}"
+            )
+        rate = self.feedback_rate
+        if rate < 0 or (rate > 0 and self.var_method != "skewt"):
+            raise GenforgeError(
+                f"VolatilityForecaster.var_feedback={self.var_feedback}: exception feedback needs a rate "
+                f">= 0 and var_method='skewt' (a quantile at any level), got var_method={self.var_method!r}; "
+                "use var_feedback=0 with fhs / evt"
             )
         if n < MIN_TRAIN:
             raise DataError(f"prices: {n} returns to fit on; at least {MIN_TRAIN} are needed")
@@ -351,6 +366,16 @@ class VolatilityForecaster:
         for a in self.var_levels:
             out[f"var_{round(a * 100):d}"] = -np.sqrt(variance) * self.eta_quantiles_[str(a)]
         out["base_variance"] = b
+        params = getattr(self, "skewt_params_", None)
+        if params is not None:
+            out["eta_loc"], out["eta_scale"] = params["loc"], params["scale"]
+            out["eta_nu"], out["eta_lambda"] = params["nu"], params["lam"]
+        if self.feedback_rate > 0:
+            outcomes = np.append(r[start + 1 :], np.nan)  # row k forecasts the return of day start+k+1
+            for a in self.var_levels:
+                var, levels = adaptive_var(out, outcomes, a, self.feedback_rate)
+                out[f"var_{round(a * 100):d}"] = var
+                out[f"var_level_{round(a * 100):d}"] = levels
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -389,6 +414,7 @@ class VolatilityForecaster:
                 f"{directory}: not a VolatilityForecaster checkpoint (extra.estimator missing)"
             )
         params = dict(extra["params"])
+        params.setdefault("var_feedback", 0.0)  # saved before exception feedback existed
         for key in ("hidden", "quantiles", "var_levels"):
             params[key] = tuple(params[key])
         est = cls(**params)
@@ -416,6 +442,7 @@ class VolatilityForecaster:
             "quantiles",
             "var_levels",
             "var_method",
+            "var_feedback",
             "warm_start",
             "seed",
             "device",

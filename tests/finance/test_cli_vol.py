@@ -117,6 +117,19 @@ def test_evaluate_vol_small_protocol_writes_the_json_keys(tmp_path, prices_csv, 
     assert result["n_days"] == 419 - 300 and result["protocol"]["refits"] == 6
     assert "vae" in out and "MCS" in out
     assert result["vae_var_method"] == "skewt"  # the estimator's default
+    # every model is also backtested with exception feedback, beside its fixed-level VaR
+    assert set(result["var_feedback"]["feedback"]) == names and "1% feedback" in out
+    assert result["var_feedback"]["static"]["vae"] == result["var_tests"]["vae"]  # the default: fixed
+
+
+def test_forecast_with_var_feedback_reports_the_level(tmp_path, prices_csv, capsys):
+    out_path = tmp_path / "fc.csv"
+    args = ["forecast", prices_csv, "--steps", "20", "--var-feedback", "0.05", "--out", out_path]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    table = pd.read_csv(out_path)
+    assert "var_level_1" in table and "after feedback" in out
+    assert table["var_level_5"].nunique() > 1
 
 
 def test_evaluate_vol_rejects_an_unknown_var_method(tmp_path, prices_csv, capsys):
@@ -125,6 +138,11 @@ def test_evaluate_vol_rejects_an_unknown_var_method(tmp_path, prices_csv, capsys
     code, _, err = run(args, capsys)
     assert code == 2 and "--var-method 'gauss'" in err and "skewt" in err
     assert not json_path.exists()
+    args = ["evaluate-vol", "--data", prices_csv, "--var-method", "fhs", "--var-feedback", "0.05"]
+    code, _, err = run(args, capsys)
+    assert code == 2 and "--var-feedback 0.05" in err and "skewt" in err
+    code, _, err = run(["train-vol", prices_csv, "--out", tmp_path / "m", "--var-feedback", "-1"], capsys)
+    assert code == 2 and ">= 0" in err and not (tmp_path / "m").exists()
 
 
 def test_run_demo_is_quick_and_writes_its_files(tmp_path):
