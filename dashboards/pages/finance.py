@@ -20,6 +20,7 @@ ICON = ":material/show_chart:"
 DEFAULT_HISTORY = 500  # trading days used on the page (fit + test); small so the page stays quick
 DEFAULT_TEST = 60
 DEFAULT_STEPS = 150
+FEEDBACK_RATE = 0.05  # exception feedback's rate when switched on (the ACI paper's ratio)
 
 
 @st.cache_data(show_spinner=False)
@@ -38,13 +39,15 @@ def uploaded_prices(name: str, data: bytes) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Fitting the VAE and the GARCH family ...")
-def comparison(prices: pd.DataFrame, test_days: int, steps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def comparison(
+    prices: pd.DataFrame, test_days: int, steps: int, feedback: float = 0.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     import torch
 
     from genforge.finance import holdout_comparison
 
     torch.set_num_threads(1)
-    return holdout_comparison(prices, test_days, {"steps": steps, "n_samples": 128})
+    return holdout_comparison(prices, test_days, {"steps": steps, "n_samples": 128, "var_feedback": feedback})
 
 
 def volatility_chart(table: pd.DataFrame) -> go.Figure:
@@ -120,6 +123,11 @@ def render_volatility() -> None:
     )
     test_days = middle.number_input("Test days", 20, 500, DEFAULT_TEST, step=10)
     steps = right.number_input("VAE training steps", 20, 3000, DEFAULT_STEPS, step=50)
+    feedback = st.toggle(
+        "Exception feedback on the VaR level",
+        help="After each VaR exception on the test days the level drops a little (a wider VaR) and "
+        "creeps back on quiet days (adaptive conformal inference, rate 0.05). Off: a fixed 1% / 5% level.",
+    )
     window = prices.iloc[-int(history) :]
     if len(window) - 1 - int(test_days) < 250:
         st.error(
@@ -128,7 +136,7 @@ def render_volatility() -> None:
         )
         return
     try:
-        table, losses = comparison(window, int(test_days), int(steps))
+        table, losses = comparison(window, int(test_days), int(steps), FEEDBACK_RATE if feedback else 0.0)
     except Exception as exc:  # a fit that fails on odd user data must not take the page down
         st.error(f"Forecasting failed: {type(exc).__name__}: {exc}")
         return
@@ -139,7 +147,8 @@ def render_volatility() -> None:
     cols[1].metric(
         "90% band of |return|", f"{np.sqrt(last['sq_return_q05']):.2f}-{np.sqrt(last['sq_return_q95']):.2f}%"
     )
-    cols[2].metric("1% VaR", f"{last['var_1']:.2f}%")
+    level = f" (level {100 * last['var_level_1']:.2f}%)" if "var_level_1" in table else ""
+    cols[2].metric("1% VaR" + level, f"{last['var_1']:.2f}%")
     cols[3].metric("GJR-GARCH-t volatility", f"{np.sqrt(last['gjr_t_variance']):.2f}%")
     st.markdown("**Losses on the test days** (squared-return proxy; lower is better)")
     st.dataframe(losses.style.format({"qlike": "{:.4f}", "mse": "{:.3f}"}), hide_index=True)
