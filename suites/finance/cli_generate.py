@@ -210,6 +210,11 @@ def evaluate_gen(
         help="Decay of the weight average the stocks samples come from (gan: 0.95, diffusion: 0.995); "
         "0 samples the last step's weights.",
     ),
+    critic_increments: bool = typer.Option(
+        False,
+        help="GAN only: the critic also reads each window's step-to-step changes, scaled to the "
+        "values' size, so jitter costs the generator as much as a wrong level.",
+    ),
     judge_steps: int = typer.Option(2000, help="Discriminative GRU judge steps (TimeGAN: 2000)."),
     predictor_steps: int = typer.Option(5000, help="Predictive GRU steps (TimeGAN: 5000)."),
     sf_steps: int = typer.Option(2000, help="GAN steps for the stylized-facts model."),
@@ -241,6 +246,8 @@ def evaluate_gen(
         raise GenforgeError(f"--lr {lr}: expected a positive number")
     if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
         raise GenforgeError(f"--ema-decay {ema_decay}: expected a number in [0, 1) (0: no averaging)")
+    if critic_increments and model != "gan":
+        raise GenforgeError(f"--critic-increments: a GAN option; --model is {model}")
     if stocks is not None and not stocks.is_file():
         raise GenforgeError(f"--stocks {stocks}: file not found; expected TimeGAN's stock_data.csv")
     cfg = GenEvalConfig(
@@ -250,6 +257,7 @@ def evaluate_gen(
         hidden=hidden,
         lr=lr,
         ema_decay=ema_decay,
+        critic_increments=critic_increments,
         judge_steps=judge_steps,
         predictor_steps=predictor_steps,
         sf_steps=sf_steps,

@@ -93,6 +93,7 @@ class GenEvalConfig:
     lr: float | None = None  # Stocks model (GAN: Adam of both players, betas 0.5 / 0.9)
     ema_decay: float | None = None  # Stocks model (the stylized-facts GAN keeps ScenarioGAN's 0.95)
     preprocessing: str = "whiten"  # of the Stocks channels (ScenarioGAN preprocessing)
+    critic_increments: bool = False  # Stocks GAN: the critic also reads scaled increments
     judge_steps: int = 2000  # discriminative GRU judge (TimeGAN: 2000)
     predictor_steps: int = 5000  # predictive GRU (TimeGAN: 5000)
     window: int = 24
@@ -250,7 +251,7 @@ def _stocks_model(cfg: GenEvalConfig, seed: int) -> Any:
         return ScenarioDiffusion(**common)
     from genforge.finance.scenarios import ScenarioGAN
 
-    return ScenarioGAN(hidden=cfg.hidden, **common)
+    return ScenarioGAN(hidden=cfg.hidden, critic_increments=cfg.critic_increments, **common)
 
 
 def evaluate_timegan(

@@ -49,7 +49,8 @@ import torch
 from scipy import optimize, special, stats
 
 from genforge.errors import DataError, GenforgeError
-from genforge.models.gan import GAN, GANConfig
+from genforge.models.blocks import apply_spectral_norm
+from genforge.models.gan import GAN, GANConfig, SequenceDiscriminator
 from genforge.registry import register_model
 
 PREPROCESSING = ("lambertw", "standard", "whiten", "none")
@@ -71,19 +72,51 @@ class ScenarioNetConfig(GANConfig):
     """
 
     global_noise: bool = True
+    increment_scale: tuple[float, ...] = ()
 
 
 @register_model("scenario_gan")
 class ScenarioNet(GAN):
-    """The core sequence GAN with a choice of noise layout (see :class:`ScenarioNetConfig`)."""
+    """The core sequence GAN with a choice of noise layout (see :class:`ScenarioNetConfig`).
+
+    With ``increment_scale`` (one number per channel) the critic also reads each path's step-to-step
+    increments, multiplied by those numbers. The gradient penalty keeps the critic 1-Lipschitz in the
+    path, so increments far smaller than the levels (prices that move ~1% a day) can only move its
+    score a little, and jitter costs the generator little; scaled up to the levels' size they weigh
+    as much as the levels in the transport cost (a Sobolev-type distance on paths).
+    """
 
     config_class = ScenarioNetConfig
+
+    def __init__(self, config: ScenarioNetConfig):
+        super().__init__(config)
+        if config.increment_scale:
+            wide = dataclasses.replace(config, channels=2 * config.channels)
+            self.discriminator = SequenceDiscriminator(wide)
+            if config.spectral_norm:
+                apply_spectral_norm(self.discriminator)
+
+    def critic(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        scale = self.config.increment_scale
+        if scale:
+            steps = torch.diff(x, dim=1, prepend=x[:, :1])
+            x = torch.cat([x, steps * torch.as_tensor(scale, dtype=x.dtype, device=x.device)], 2)
+        return super().critic(x, cond)
 
     def noise(self, n: int, length: int | None = None, device: torch.device | None = None) -> torch.Tensor:
         if self.config.global_noise:
             return super().noise(n, length, device)
         device = device or next(self.parameters()).device
         return torch.randn(n, length or self.config.length, self.config.latent_dim, device=device)
+
+
+def increment_scale(windows: np.ndarray, largest: float = 100.0) -> tuple[float, ...]:
+    """Per channel of ``[N, L, C]`` windows: sd of the values over sd of the step-to-step changes
+    (at least 1, at most ``largest``), the factor that brings increments to the levels' size."""
+    level = windows.reshape(-1, windows.shape[2]).std(0)
+    step = np.diff(windows, axis=1).reshape(-1, windows.shape[2]).std(0)
+    ratio = np.clip(level / np.maximum(step, 1e-12), 1.0, largest)
+    return tuple(float(v) for v in ratio)
 
 
 # --------------------------------------------------------------------------------------------- transforms
@@ -282,6 +315,7 @@ class ScenarioGAN:
         stride: int = 1,
         global_noise: bool = True,
         ema_decay: float | None = 0.95,
+        critic_increments: bool = False,
         seed: int = 0,
         progress: bool = True,
         device: str = "cpu",
@@ -299,6 +333,7 @@ class ScenarioGAN:
         self.stride = stride
         self.global_noise = global_noise
         self.ema_decay = ema_decay
+        self.critic_increments = critic_increments
         self.seed = seed
         self.progress = progress
         self.device = device
@@ -324,6 +359,7 @@ class ScenarioGAN:
 
         config = ScenarioNetConfig(
             global_noise=self.global_noise,
+            increment_scale=increment_scale(z) if self.critic_increments else (),
             kind="sequence",
             loss=self.loss,
             latent_dim=self.latent_dim,
@@ -403,6 +439,7 @@ class ScenarioGAN:
                     "stride",
                     "global_noise",
                     "ema_decay",
+                    "critic_increments",
                     "seed",
                 )
             },

@@ -174,7 +174,8 @@ def test_evaluate_errors(tmp_path, capsys):
     assert main(["finance", "evaluate-gen", "--stocks", str(tmp_path / "none.csv")]) == 2
     assert main(["finance", "evaluate-gen", "--ema-decay", "1.5"]) == 2
     assert main(["finance", "evaluate-gen", "--sf-window", "1"]) == 2
+    assert main(["finance", "evaluate-gen", "--model", "diffusion", "--critic-increments"]) == 2
     assert main(["finance", "evaluate-loans", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("error") >= 5
-    assert "--ema-decay" in err and "--sf-window" in err
+    assert "Traceback" not in err and err.count("error") >= 6
+    assert "--ema-decay" in err and "--sf-window" in err and "--critic-increments: a GAN option" in err

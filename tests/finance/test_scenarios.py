@@ -13,6 +13,7 @@ from genforge.finance import evaluate_gen as eg
 from genforge.finance.scenarios import (
     ScenarioGAN,
     fit_lambertw_delta,
+    increment_scale,
     lambertw_forward,
     lambertw_inverse,
     make_windows,
@@ -219,3 +220,39 @@ def test_noise_layout_option():
     assert iid.shape == (4, 20, 4) and bool((iid.std(1) > 0.2).all())
     shared = _small(steps=1).fit(series).model_.noise(4, 20)
     assert bool((shared[:, :, :2].std(1) == 0).all())  # the core's path-level half
+
+
+def test_increment_scale_by_hand():
+    # channel 0 alternates 0, 1 (steps as large as the values: factor clipped to 1); channel 1 is a
+    # slow ramp (steps of 0.01 against values spread over ~0.05: factor ~ sd / 0.01, steps all equal
+    # so their sd is ~0 and the factor hits the cap)
+    t = np.arange(16.0)
+    windows = np.stack([np.stack([t % 2, 0.01 * (t + k)], 1) for k in range(8)])
+    scale = increment_scale(windows, largest=50.0)
+    assert scale[0] == 1.0 and scale[1] == 50.0
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(64, 24, 1)), axis=1)
+    level, step = walk.std(), np.diff(walk, axis=1).std()
+    assert increment_scale(walk)[0] == pytest.approx(level / step)
+
+
+def test_critic_reading_increments_trains_and_round_trips(tmp_path):
+    """The critic gets the scaled increments as extra channels; the penalty, the fit, save/load work."""
+    series = np.cumsum(np.random.default_rng(3).normal(size=(300, 2)), axis=0)
+    model = _small(steps=3, critic_increments=True).fit(series)
+    scale = model.model_.config.increment_scale
+    assert len(scale) == 2 and min(scale) > 1.0  # random walks: steps far smaller than levels
+    net = model.model_
+    assert net.discriminator.net.inp.in_channels == 4  # the path and its scaled increments
+    x = torch.randn(4, 16, 2)
+    steps = torch.cat([torch.zeros(4, 1, 2), x[:, 1:] - x[:, :-1]], 1) * torch.tensor(scale)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            net.critic(x, None), net.discriminator(torch.cat([x, steps], 2)), rtol=1e-5
+        )
+    model.save(tmp_path / "m")
+    again = ScenarioGAN.load(tmp_path / "m")
+    assert again.critic_increments and tuple(again.model_.config.increment_scale) == pytest.approx(scale)
+    np.testing.assert_allclose(again.sample(4, seed=1), model.sample(4, seed=1), rtol=1e-5, atol=1e-6)
+    plain = _small(steps=1).fit(series)
+    assert plain.model_.config.increment_scale == ()
