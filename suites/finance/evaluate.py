@@ -43,6 +43,7 @@ from genforge.finance.var_feedback import (
     adaptive_var,
     distribution_var,
     has_distribution,
+    level_column,
 )
 
 VAR_LEVELS: tuple[float, ...] = (0.01, 0.05)
@@ -119,8 +120,13 @@ class ArchBaseline(RollingModel):
         for alpha in VAR_LEVELS:
             q = float(model.distribution.ppf(alpha, dist_params))
             out[var_column(alpha)] = -(mean + np.sqrt(h) * q)
-        nu = float(dist_params[0]) if self.dist == "t" and self.vol != "EWMA" else math.inf
-        return _with_distribution(out, np.sqrt(h), mean / np.sqrt(h), nu)
+        if self.vol == "EWMA" or self.dist == "normal":
+            shape = (math.inf, 0.0)
+        elif self.dist in ("t", "skewt"):  # arch's parameters: nu (t), nu and lambda (skewt)
+            shape = (float(dist_params[0]), float(dist_params[1]) if self.dist == "skewt" else 0.0)
+        else:  # a distribution exception feedback cannot read (e.g. GED)
+            return out
+        return _with_distribution(out, np.sqrt(h), mean / np.sqrt(h), *shape)
 
 
 class HARBaseline(RollingModel):
@@ -145,17 +151,17 @@ class HARBaseline(RollingModel):
         out = pd.DataFrame({"variance": h})
         for alpha in VAR_LEVELS:
             out[var_column(alpha)] = -np.sqrt(h) * stats.norm.ppf(alpha)
-        return _with_distribution(out, np.sqrt(h), 0.0, math.inf)
+        return _with_distribution(out, np.sqrt(h), 0.0, math.inf, 0.0)
 
 
-def _with_distribution(out: pd.DataFrame, sd: Any, loc: Any, nu: float) -> pd.DataFrame:
-    """Add the next-day return distribution (a symmetric t, or normal for ``nu`` inf) in the
-    columns exception feedback reads (:data:`~genforge.finance.var_feedback.DISTRIBUTION_COLUMNS`)."""
+def _with_distribution(out: pd.DataFrame, sd: Any, loc: Any, nu: float, lam: float) -> pd.DataFrame:
+    """Add the next-day return distribution (skewed t; Student t for ``lam`` 0, normal for ``nu`` inf)
+    in the columns exception feedback reads (:data:`~genforge.finance.var_feedback.DISTRIBUTION_COLUMNS`)."""
     out["volatility"] = sd
     out["eta_loc"] = loc
     out["eta_scale"] = 1.0
     out["eta_nu"] = nu
-    out["eta_lambda"] = 0.0
+    out["eta_lambda"] = lam
     return out
 
 
@@ -238,7 +244,7 @@ def rolling_forecasts(
     if rate > 0:  # the feedback state runs through every block, from the first forecast day on
         outcomes = np.append(frame["return"].to_numpy(dtype=float)[initial:], np.nan)
         for a in VAR_LEVELS:
-            out[var_column(a)], out[f"var_level_{round(a * 100):d}"] = adaptive_var(out, outcomes, a, rate)
+            out[var_column(a)], out[level_column(a)] = adaptive_var(out, outcomes, a, rate)
     dates = list(frame.index[initial:]) + [pd.NaT]
     out.index = pd.DatetimeIndex(dates, name="Date")
     return out
@@ -371,7 +377,7 @@ def evaluate_volatility(
         table[f"{name}_variance"] = fc["variance"].to_numpy()
         for a in VAR_LEVELS:
             table[f"{name}_{var_column(a)}"] = fc[var_column(a)].to_numpy()
-            level = f"var_level_{round(a * 100):d}"
+            level = level_column(a)
             if level in fc.columns:
                 table[f"{name}_{level}"] = fc[level].to_numpy()
     return result, table.reset_index()

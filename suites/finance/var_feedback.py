@@ -41,6 +41,11 @@ LEVEL_FLOOR = 0.1  # times alpha
 LEVEL_CEILING = 0.5
 
 
+def level_column(alpha: float) -> str:
+    """Column of the level the VaR at ``alpha`` used (``var_level_1`` for 1%)."""
+    return f"var_level_{round(alpha * 100):d}"
+
+
 def standardised_quantile(level: float, nu: float, lam: float) -> float:
     """Quantile of the standardised skewed t (``arch``'s ``SkewStudent``); normal when ``nu`` is inf."""
     from scipy import stats

@@ -82,7 +82,7 @@ import torch
 
 from genforge.errors import DataError, GenforgeError
 from genforge.finance.data import PRICE_COLUMNS, return_frame, validate_prices
-from genforge.finance.var_feedback import adaptive_var
+from genforge.finance.var_feedback import adaptive_var, level_column
 
 FEATURES: tuple[str, ...] = (
     "log_base",
@@ -382,7 +382,7 @@ class VolatilityForecaster:
             for a in self.var_levels:
                 var, levels = adaptive_var(out, outcomes, a, self.feedback_rate)
                 out[f"var_{round(a * 100):d}"] = var
-                out[f"var_level_{round(a * 100):d}"] = levels
+                out[level_column(a)] = levels
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -421,7 +421,6 @@ class VolatilityForecaster:
                 f"{directory}: not a VolatilityForecaster checkpoint (extra.estimator missing)"
             )
         params = dict(extra["params"])
-        params.setdefault("var_feedback", 0.0)  # saved before exception feedback existed
         for key in ("hidden", "quantiles", "var_levels"):
             params[key] = tuple(params[key])
         est = cls(**params)

@@ -11,7 +11,7 @@ from test_volatility import simulated_prices  # tests/finance is on sys.path (py
 
 from genforge.errors import GenforgeError
 from genforge.finance.data import return_frame
-from genforge.finance.evaluate import feedback_comparison, rolling_forecasts
+from genforge.finance.evaluate import ArchBaseline, HARBaseline, feedback_comparison, rolling_forecasts
 from genforge.finance.var_feedback import (
     DISTRIBUTION_COLUMNS,
     adaptive_var,
@@ -124,3 +124,24 @@ def test_rolling_feedback_runs_across_blocks_and_the_comparison_counts_it():
     comparison = feedback_comparison({"vae": out}, r)
     assert comparison["feedback"]["vae"]["var_5"]["violations"] == int((r < -var).sum())
     assert comparison["static"]["vae"]["var_5"]["violations"] == int((r < -distribution_var(out, 0.05)).sum())
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ArchBaseline("gjr_t", "GARCH", 1, 1, 1),
+        ArchBaseline("garch_skewt", "GARCH", 1, 0, 1, dist="skewt"),
+        ArchBaseline("ewma", "EWMA"),
+        HARBaseline(),
+    ],
+    ids=lambda m: m.name,
+)
+def test_baselines_describe_the_distribution_their_var_comes_from(model):
+    """The distribution columns a baseline writes give back its own VaR at the fixed levels."""
+    prices, _ = simulated_prices(n=420, seed=8)
+    out = model.fit_forecast(return_frame(prices), 400)
+    assert has_distribution(out)
+    for a, column in ((0.01, "var_1"), (0.05, "var_5")):
+        np.testing.assert_allclose(distribution_var(out, a), out[column], rtol=1e-6)
+    ged = ArchBaseline("garch_ged", "GARCH", 1, 0, 1, dist="ged").fit_forecast(return_frame(prices), 400)
+    assert not has_distribution(ged)  # no columns where feedback could not read the distribution
