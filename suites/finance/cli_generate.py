@@ -211,9 +211,11 @@ def evaluate_gen(
         "0 samples the last step's weights.",
     ),
     critic_increments: bool = typer.Option(
-        False,
-        help="GAN only: the critic also reads each window's step-to-step changes, scaled to the "
-        "values' size, so jitter costs the generator as much as a wrong level.",
+        None,
+        "--critic-increments/--no-critic-increments",
+        help="GAN only (default on): the critic also reads each window's step-to-step changes, scaled "
+        "to the values' size, so jitter costs the generator as much as a wrong level.",
+        show_default=False,
     ),
     judge_steps: int = typer.Option(2000, help="Discriminative GRU judge steps (TimeGAN: 2000)."),
     predictor_steps: int = typer.Option(5000, help="Predictive GRU steps (TimeGAN: 5000)."),

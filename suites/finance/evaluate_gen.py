@@ -73,7 +73,7 @@ GARCH_FLOOR_PATHS = 10  # GARCH paths scored against the GARCH paths: the scores
 # samples come from (0: none). The GAN's were chosen on this protocol's figures (see the README); its
 # steps are ScenarioGAN's own default, 2,000 (600 before: judge 0.025, roughness 4.76; 2,000: 0.017, 3.25).
 STOCKS_MODELS = {
-    "gan": {"steps": 2000, "lr": 5e-4, "ema_decay": 0.95},
+    "gan": {"steps": 2000, "lr": 5e-4, "ema_decay": 0.95, "critic_increments": True},
     "diffusion": {"steps": 3000, "lr": 1e-3, "ema_decay": 0.995},
 }
 
@@ -82,8 +82,8 @@ STOCKS_MODELS = {
 class GenEvalConfig:
     """Budgets of one evaluate-gen run (defaults = the published protocol where it fixes them).
 
-    ``steps``, ``lr`` and ``ema_decay`` left at None take the Stocks model's entry in
-    :data:`STOCKS_MODELS`; ``ema_decay=0`` samples the last step's weights.
+    ``steps``, ``lr``, ``ema_decay`` and ``critic_increments`` left at None take the Stocks model's
+    entry in :data:`STOCKS_MODELS`; ``ema_decay=0`` samples the last step's weights.
     """
 
     seeds: int = 5
@@ -93,7 +93,7 @@ class GenEvalConfig:
     lr: float | None = None  # Stocks model (GAN: Adam of both players, betas 0.5 / 0.9)
     ema_decay: float | None = None  # Stocks model (the stylized-facts GAN keeps ScenarioGAN's 0.95)
     preprocessing: str = "whiten"  # of the Stocks channels (ScenarioGAN preprocessing)
-    critic_increments: bool = False  # Stocks GAN: the critic also reads scaled increments
+    critic_increments: bool | None = None  # Stocks GAN: the critic also reads scaled increments
     judge_steps: int = 2000  # discriminative GRU judge (TimeGAN: 2000)
     predictor_steps: int = 5000  # predictive GRU (TimeGAN: 5000)
     window: int = 24
@@ -251,7 +251,7 @@ def _stocks_model(cfg: GenEvalConfig, seed: int) -> Any:
         return ScenarioDiffusion(**common)
     from genforge.finance.scenarios import ScenarioGAN
 
-    return ScenarioGAN(hidden=cfg.hidden, critic_increments=cfg.critic_increments, **common)
+    return ScenarioGAN(hidden=cfg.hidden, critic_increments=bool(cfg.critic_increments), **common)
 
 
 def evaluate_timegan(

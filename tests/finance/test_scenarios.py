@@ -256,3 +256,12 @@ def test_critic_reading_increments_trains_and_round_trips(tmp_path):
     np.testing.assert_allclose(again.sample(4, seed=1), model.sample(4, seed=1), rtol=1e-5, atol=1e-6)
     plain = _small(steps=1).fit(series)
     assert plain.model_.config.increment_scale == ()
+
+
+def test_stocks_protocol_defaults():
+    """The Stocks GAN of evaluate-gen: 2,000 steps, EMA 0.95 and the increments-reading critic; the
+    diffusion model has no critic, and an explicit setting wins over the default."""
+    gan = eg._stocks_model(eg.GenEvalConfig(), seed=0)
+    assert (gan.steps, gan.ema_decay, gan.critic_increments) == (2000, 0.95, True)
+    assert not eg.GenEvalConfig(model="diffusion").critic_increments
+    assert eg._stocks_model(eg.GenEvalConfig(critic_increments=False), seed=0).critic_increments is False
