@@ -37,7 +37,16 @@ def test_train_then_forecast_with_the_saved_model(tmp_path, prices_csv, capsys):
     table = pd.read_parquet(table_path)
     assert len(table) == 420 - 22 and {"variance", "var_1", "var_5", "sq_return_q95"} <= set(table.columns)
     assert (table["variance"] > 0).all()
-    assert "1% VaR" in out
+    assert "1% VaR" in out and "var_level_1" not in table  # a fixed level unless asked
+    # the saved model's feedback setting is used; --var-feedback overrides it
+    fed = tmp_path / "fed"
+    args = ["train-vol", prices_csv, "--out", fed, "--steps", "30", "--var-feedback", "0.05"]
+    assert run(args, capsys)[0] == 0
+    assert run(["forecast", prices_csv, "--model", fed, "--out", table_path], capsys)[0] == 0
+    assert "var_level_1" in pd.read_parquet(table_path)
+    args = ["forecast", prices_csv, "--model", fed, "--var-feedback", "0", "--out", table_path]
+    assert run(args, capsys)[0] == 0
+    assert "var_level_1" not in pd.read_parquet(table_path)
 
 
 def test_forecast_fits_when_no_model_is_given(tmp_path, prices_csv, capsys):
