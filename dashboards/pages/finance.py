@@ -125,6 +125,7 @@ def render_volatility() -> None:
     steps = right.number_input("VAE training steps", 20, 3000, DEFAULT_STEPS, step=50)
     feedback = st.toggle(
         "Exception feedback on the VaR level",
+        value=True,
         help="After each VaR exception on the test days the level drops a little (a wider VaR) and "
         "creeps back on quiet days (adaptive conformal inference, rate 0.05). Off: a fixed 1% / 5% level.",
     )

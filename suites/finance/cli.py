@@ -31,16 +31,19 @@ SortOpt = typer.Option(
     True, "--sort/--no-sort", help="Sort rows by date (--no-sort: unsorted dates are an error)."
 )
 VarFeedbackOpt = typer.Option(
-    0.0,
+    None,
     "--var-feedback",
     metavar="RATE",
     help="Exception feedback on the VaR level (adaptive conformal inference): after each VaR "
     "exception the level drops by RATE x level (a wider VaR), after each quiet day it creeps back. "
-    "0 = a fixed level (default); 0.05 = the ratio of Gibbs & Candes (2021). Needs the skewt VaR.",
+    "Default 0.05 (the ratio of Gibbs & Candes 2021) with the skewt VaR, 0 (a fixed level) otherwise.",
+    show_default=False,
 )
 
 
-def _check_feedback(rate: float, var_method: str = "skewt") -> None:
+def _check_feedback(rate: float | None, var_method: str = "skewt") -> None:
+    if rate is None:
+        return
     if rate < 0 or (rate > 0 and var_method != "skewt"):
         raise GenforgeError(
             f"--var-feedback {rate}: expected a rate >= 0, used with --var-method skewt (got {var_method})"
@@ -73,7 +76,7 @@ def train_vol(
     steps: int = typer.Option(300, help="Training steps of the VAE."),
     base: str = typer.Option("gjr", help="Base variance the VAE corrects: gjr (GJR-GARCH-t) or ewma."),
     seed: int = typer.Option(0),
-    var_feedback: float = VarFeedbackOpt,
+    var_feedback: float | None = VarFeedbackOpt,
     sort: bool = SortOpt,
 ) -> None:
     """Fit the VAE volatility forecaster on all of PRICES and save it to --out."""
@@ -104,12 +107,13 @@ def forecast(
     ),
     steps: int = typer.Option(300, help="Training steps when no --model is given."),
     last: int = typer.Option(0, help="Keep only the last N forecasts (0 = all)."),
-    var_feedback: float = typer.Option(
+    var_feedback: float | None = typer.Option(
         None,
         "--var-feedback",
         metavar="RATE",
         help="Exception feedback on the VaR level (see train-vol --help); default: the --model's "
-        "setting, else 0 (a fixed level). It runs over the forecasts from the first close on.",
+        "setting, else 0.05. It runs over the forecasts from the first close on.",
+        show_default=False,
     ),
     sort: bool = SortOpt,
 ) -> None:
@@ -161,7 +165,7 @@ def evaluate_vol(
         help="VAE VaR quantile of the standardised residuals: skewt (Hansen skewed t, ML; the "
         "default), fhs (empirical) or evt (GPD tail, McNeil-Frey).",
     ),
-    var_feedback: float = VarFeedbackOpt,
+    var_feedback: float | None = VarFeedbackOpt,
 ) -> None:
     """Rolling out-of-sample evaluation: the VAE vs GARCH(1,1)-t, GJR-t, EGARCH-t, EWMA, HAR."""
     from genforge.finance.data import load_prices_or_default
@@ -202,7 +206,7 @@ def evaluate_vol(
     )
     if not no_vae:
         result["vae_var_method"] = var_method
-        result["vae_var_feedback"] = var_feedback
+        result["vae_var_feedback"] = models[0].feedback_rate
     result["anchors_qlike"] = {"gjr_t": 1.5517, "egarch_t": 1.5602, "garch_t": 1.5938, "ewma": 1.6223}
     text = format_table(result)
     typer.echo(text)

@@ -37,16 +37,16 @@ def test_train_then_forecast_with_the_saved_model(tmp_path, prices_csv, capsys):
     table = pd.read_parquet(table_path)
     assert len(table) == 420 - 22 and {"variance", "var_1", "var_5", "sq_return_q95"} <= set(table.columns)
     assert (table["variance"] > 0).all()
-    assert "1% VaR" in out and "var_level_1" not in table  # a fixed level unless asked
+    assert "1% VaR" in out and "after feedback" in out and "var_level_1" in table  # the default
     # the saved model's feedback setting is used; --var-feedback overrides it
-    fed = tmp_path / "fed"
-    args = ["train-vol", prices_csv, "--out", fed, "--steps", "30", "--var-feedback", "0.05"]
+    fixed = tmp_path / "fixed"
+    args = ["train-vol", prices_csv, "--out", fixed, "--steps", "30", "--var-feedback", "0"]
     assert run(args, capsys)[0] == 0
-    assert run(["forecast", prices_csv, "--model", fed, "--out", table_path], capsys)[0] == 0
-    assert "var_level_1" in pd.read_parquet(table_path)
-    args = ["forecast", prices_csv, "--model", fed, "--var-feedback", "0", "--out", table_path]
-    assert run(args, capsys)[0] == 0
+    assert run(["forecast", prices_csv, "--model", fixed, "--out", table_path], capsys)[0] == 0
     assert "var_level_1" not in pd.read_parquet(table_path)
+    args = ["forecast", prices_csv, "--model", fixed, "--var-feedback", "0.05", "--out", table_path]
+    assert run(args, capsys)[0] == 0
+    assert "var_level_1" in pd.read_parquet(table_path)
 
 
 def test_forecast_fits_when_no_model_is_given(tmp_path, prices_csv, capsys):
@@ -128,7 +128,8 @@ def test_evaluate_vol_small_protocol_writes_the_json_keys(tmp_path, prices_csv, 
     assert result["vae_var_method"] == "skewt"  # the estimator's default
     # every model is also backtested with exception feedback, beside its fixed-level VaR
     assert set(result["var_feedback"]["feedback"]) == names and "1% feedback" in out
-    assert result["var_feedback"]["static"]["vae"] == result["var_tests"]["vae"]  # the default: fixed
+    assert result["var_feedback"]["feedback"]["vae"] == result["var_tests"]["vae"]  # the default
+    assert result["vae_var_feedback"] == 0.05
 
 
 def test_forecast_with_var_feedback_reports_the_level(tmp_path, prices_csv, capsys):

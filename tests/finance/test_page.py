@@ -33,10 +33,10 @@ def test_default_page_shows_forecasts_and_the_loss_table(app):
     models = set(losses.data["model"]) if hasattr(losses, "data") else set(losses["model"])
     assert {"vae", "gjr_t", "egarch_t", "garch_t"} <= models
     assert len(vol.metric) == 4 and vol.metric[0].value.endswith("%")
-    assert vol.metric[2].label == "1% VaR"  # a fixed level by default
-    at.toggle[0].set_value(True).run()
+    assert vol.metric[2].label.startswith("1% VaR (level ")  # exception feedback by default
+    at.toggle[0].set_value(False).run()
     assert not at.exception, at.exception
-    assert at.tabs[0].metric[2].label.startswith("1% VaR (level ")
+    assert at.tabs[0].metric[2].label == "1% VaR"  # a fixed level
 
 
 def test_bad_upload_shows_an_error_and_the_page_keeps_working(app):

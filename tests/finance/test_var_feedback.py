@@ -95,8 +95,9 @@ def test_bad_inputs_are_clear_errors():
 
 def test_forecaster_feedback_option_and_its_errors(tmp_path):
     prices, _ = simulated_prices(n=500, seed=4)
-    assert VolatilityForecaster().feedback_rate == 0.0  # the default VaR has a fixed level
-    model = VolatilityForecaster(steps=30, n_samples=16, base="ewma", var_feedback=0.05).fit(prices)
+    assert VolatilityForecaster().feedback_rate == 0.05  # the default, with the default skewt VaR
+    assert VolatilityForecaster(var_method="fhs").feedback_rate == 0.0  # no quantile at any level
+    model = VolatilityForecaster(steps=30, n_samples=16, base="ewma").fit(prices)
     pred = model.predict(prices)
     assert set(DISTRIBUTION_COLUMNS) <= set(pred.columns) and "var_level_1" in pred.columns
     # the forecaster's VaR is the feedback recursion over its own rows and the next day's returns
@@ -107,7 +108,7 @@ def test_forecaster_feedback_option_and_its_errors(tmp_path):
     assert pred["var_level_5"].nunique() > 1  # 5% exceptions happened and moved the level
     model.save(tmp_path / "m")
     pd.testing.assert_frame_equal(VolatilityForecaster.load(tmp_path / "m").predict(prices), pred)
-    static = VolatilityForecaster(steps=30, n_samples=16, base="ewma").fit(prices)
+    static = VolatilityForecaster(steps=30, n_samples=16, base="ewma", var_feedback=0).fit(prices)
     assert "var_level_1" not in static.predict(prices).columns
     with pytest.raises(GenforgeError, match="var_feedback"):
         VolatilityForecaster(steps=5, var_method="fhs", var_feedback=0.05).fit(prices)
