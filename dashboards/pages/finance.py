@@ -20,7 +20,6 @@ ICON = ":material/show_chart:"
 DEFAULT_HISTORY = 500  # trading days used on the page (fit + test); small so the page stays quick
 DEFAULT_TEST = 60
 DEFAULT_STEPS = 150
-FEEDBACK_RATE = 0.05  # exception feedback's rate when switched on (the ACI paper's ratio)
 
 
 @st.cache_data(show_spinner=False)
@@ -40,14 +39,17 @@ def uploaded_prices(name: str, data: bytes) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Fitting the VAE and the GARCH family ...")
 def comparison(
-    prices: pd.DataFrame, test_days: int, steps: int, feedback: float = 0.0
+    prices: pd.DataFrame, test_days: int, steps: int, feedback: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one-split comparison; ``feedback`` False gives the VAE a fixed VaR level (else the suite's
+    default exception feedback)."""
     import torch
 
     from genforge.finance import holdout_comparison
 
     torch.set_num_threads(1)
-    return holdout_comparison(prices, test_days, {"steps": steps, "n_samples": 128, "var_feedback": feedback})
+    params = {"steps": steps, "n_samples": 128, "var_feedback": None if feedback else 0.0}
+    return holdout_comparison(prices, test_days, params)
 
 
 def volatility_chart(table: pd.DataFrame) -> go.Figure:
@@ -137,7 +139,7 @@ def render_volatility() -> None:
         )
         return
     try:
-        table, losses = comparison(window, int(test_days), int(steps), FEEDBACK_RATE if feedback else 0.0)
+        table, losses = comparison(window, int(test_days), int(steps), feedback)
     except Exception as exc:  # a fit that fails on odd user data must not take the page down
         st.error(f"Forecasting failed: {type(exc).__name__}: {exc}")
         return

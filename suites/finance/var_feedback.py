@@ -85,7 +85,6 @@ def adaptive_var(
     outcomes: Any,
     alpha: float,
     rate: float = DEFAULT_RATE,
-    start_level: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """VaR with exception feedback over consecutive forecast rows.
 
@@ -110,7 +109,7 @@ def adaptive_var(
     sd, loc, scale, nu, lam = (table[c].to_numpy(dtype=float) for c in DISTRIBUTION_COLUMNS)
     gamma = rate * alpha
     low, high = LEVEL_FLOOR * alpha, LEVEL_CEILING
-    level = alpha if start_level is None else float(start_level)
+    level = alpha
     var = np.empty(len(table))
     levels = np.empty(len(table))
     level = min(max(level, low), high)
