@@ -1,21 +1,24 @@
-"""Helpers for the dashboard shell: page discovery and finding the latest demo results.
+"""Helpers for the dashboard shell: the suites' pages and the latest demo results.
 
-Kept free of Streamlit and torch imports so that discovery is cheap and testable on its own.
+Pages are found through the suite descriptors (``genforge.suite``): each suite names the module of its
+page, which lives in ``genforge.dashboards.views`` (not ``pages/``, so Streamlit's own folder discovery
+never shows a second, unstyled page list). Kept free of Streamlit and torch imports so that discovery
+is cheap and testable on its own.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PAGES_DIR = HERE / "pages"
-HOME = PAGES_DIR / "home.py"
+VIEWS_DIR = HERE / "views"
+HOME = VIEWS_DIR / "home.py"
 RESULTS_ENV = "GENFORGE_RESULTS"
 
 
@@ -24,6 +27,7 @@ class PageInfo:
     path: Path
     title: str
     icon: str | None
+    suite: str = ""
 
 
 def page_constants(path: Path) -> dict[str, str]:
@@ -46,24 +50,45 @@ def page_constants(path: Path) -> dict[str, str]:
     return found
 
 
-def discover_pages(pages_dir: Path = PAGES_DIR) -> list[PageInfo]:
-    """Every ``pages/*.py`` except home and private modules, sorted by file name."""
+def module_file(module: str) -> Path | None:
+    """The file of ``module`` without importing it (None when it does not exist)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def discover_pages() -> list[PageInfo]:
+    """The page of every installed suite that names one, in suite-name order.
+
+    Title and icon come from the suite descriptor; a page module may override them with module-level
+    ``TITLE`` / ``ICON`` strings (read with ``ast``, nothing is imported).
+    """
+    from genforge.suite import installed_suites
+
     pages = []
-    for path in sorted(pages_dir.glob("*.py")):
-        if path.stem == "home" or path.name.startswith("_"):
+    for suite in installed_suites().values():
+        path = module_file(suite.page) if suite.page else None
+        if path is None or not path.is_file():
             continue
         consts = page_constants(path)
-        title = consts.get("TITLE") or path.stem.replace("_", " ").title()
-        pages.append(PageInfo(path, title, consts.get("ICON")))
+        pages.append(PageInfo(path, consts.get("TITLE") or suite.title, consts.get("ICON") or suite.icon,
+                              suite.name))
     return pages
 
 
 def installed_suites() -> list[dict[str, str]]:
-    """Suites registered in entry point group ``genforge.suites`` and whether each has a page."""
+    """Every registered suite, whether it loaded, and whether it has a page (for the Home page)."""
+    from genforge.suite import discover
+
     rows = []
-    for ep in sorted(entry_points(group="genforge.suites"), key=lambda e: e.name):
-        rows.append({"suite": ep.name, "command": f"genforge {ep.name}", "module": ep.module,
-                     "page": "yes" if (PAGES_DIR / f"{ep.name}.py").is_file() else "not yet"})
+    for status in discover():
+        suite = status.suite
+        has_page = bool(suite and suite.page and module_file(suite.page))
+        rows.append({"suite": status.name, "command": f"genforge {status.name}",
+                     "what": suite.summary if suite else f"not loaded: {status.error}",
+                     "page": "yes" if has_page else "none"})
     return rows
 
 

@@ -360,7 +360,7 @@ def demo_command(
     """
     from genforge import demo
 
-    installed = [ep.name for ep in demo.suite_entry_points()]
+    installed = list(demo.installed_suites())
     unknown = sorted(set(suite or []) - set(installed))
     if unknown:
         known = ", ".join(installed) or "none"
@@ -379,10 +379,14 @@ def demo_command(
 
 # ============================================================================== dashboard
 def dashboard_app_path() -> Path:
-    """The installed ``genforge/dashboards/app.py``."""
-    import genforge.dashboards
+    """The dashboard's Streamlit script, from the app registered under ``genforge.apps``."""
+    from genforge.suite import app_launcher
 
-    return Path(genforge.dashboards.__file__).resolve().parent / "app.py"
+    launcher = app_launcher("dashboard")
+    if launcher is None:
+        raise GenforgeError("no dashboard is installed (entry point group 'genforge.apps', name "
+                            "'dashboard'); reinstall genforge")
+    return Path(launcher())
 
 
 @app.command()
@@ -395,6 +399,8 @@ def dashboard(
 
     Example: `genforge dashboard --port 8502 --results genforge-results`
     """
+    import signal
+
     env = dict(os.environ)
     if results is not None:
         env["GENFORGE_RESULTS"] = str(results.resolve())
@@ -402,31 +408,52 @@ def dashboard(
            "--server.port", str(port), "--server.address", address, "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal"]
     typer.echo(f"genforge dashboard at http://{address}:{port}  (Ctrl+C to stop)")
+    child = subprocess.Popen(cmd, env=env)
+
+    def stop(signum: int, _frame: Any) -> None:  # SIGTERM/SIGHUP to us stops the server too
+        child.terminate()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        code = subprocess.call(cmd, env=env)
+        code = child.wait()
     except KeyboardInterrupt:
+        child.terminate()
         code = 0
-    if code:
+    finally:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code and code != -signal.SIGTERM:
         raise typer.Exit(code)
 
 
 # ============================================================================== suites
 def register_suites(target: typer.Typer) -> None:
-    """Add every installed suite's typer app as a sub-command; a broken suite is only a warning."""
-    from importlib.metadata import entry_points
+    """Add every installed suite's typer app (from its ``genforge.suite.Suite``) as a sub-command.
 
-    for ep in sorted(entry_points(group="genforge.suites"), key=lambda e: e.name):
+    A suite that fails to load costs a warning line and its status in ``genforge info``, not the command.
+    """
+    from genforge.suite import discover
+
+    for status in discover():
         try:
-            sub = ep.load()
+            if status.suite is None:
+                raise RuntimeError(status.error)
+            sub = status.suite.load_cli()
             if not isinstance(sub, typer.Typer):
-                raise TypeError(f"{ep.value} is a {type(sub).__name__}, expected a typer.Typer")
+                raise TypeError(f"{status.suite.cli} is a {type(sub).__name__}, expected a typer.Typer")
         except Exception as exc:  # noqa: BLE001 - any import failure of a plug-in is reported, not fatal
-            SUITE_STATUS[ep.name] = f"failed: {type(exc).__name__}: {exc}"
+            reason = str(exc) if status.suite is None else f"{type(exc).__name__}: {exc}"
+            SUITE_STATUS[status.name] = f"failed: {reason}"
             if _rank() == 0:
-                print(f"warning: suite {ep.name!r} not loaded ({type(exc).__name__}: {exc})", file=sys.stderr)
+                print(f"warning: suite {status.name!r} not loaded ({reason})", file=sys.stderr)
             continue
-        target.add_typer(sub, name=ep.name)
-        SUITE_STATUS[ep.name] = "loaded"
+        summary = status.suite.summary
+        target.add_typer(sub, name=status.name, help=summary[:1].upper() + summary[1:] + ".")
+        SUITE_STATUS[status.name] = "loaded"
 
 
 register_suites(app)

@@ -17,7 +17,6 @@ What the demo measures, and against what:
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 import os
 import time
@@ -25,7 +24,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -264,9 +262,11 @@ def default_out_dir() -> Path:
     return root / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def suite_entry_points() -> list[Any]:
-    """Installed suites: entry points of group ``genforge.suites``, sorted by name."""
-    return sorted(entry_points(group="genforge.suites"), key=lambda ep: ep.name)
+def installed_suites() -> dict[str, Any]:
+    """Installed suites (name -> ``genforge.suite.Suite``), sorted by name."""
+    from genforge.suite import installed_suites as found
+
+    return found()
 
 
 def _run_family(family: str, out: Path, digits_train: GenData, judge: Any, real_acc: float,
@@ -314,15 +314,10 @@ def _run_family(family: str, out: Path, digits_train: GenData, judge: Any, real_
     return row
 
 
-def _run_suite(ep: Any, out: Path, quick: bool) -> dict[str, Any]:
-    module = importlib.import_module(ep.module)
-    run_demo: Callable[..., Any] | None = getattr(module, "run_demo", None)
-    if run_demo is None:
-        return {"status": "skipped", "reason": f"{ep.module} has no run_demo()"}
-    kwargs = {"quick": True} if quick and "quick" in inspect.signature(run_demo).parameters else {}
+def _run_suite(suite: Any, out: Path, quick: bool) -> dict[str, Any]:
     start = time.perf_counter()
-    metrics = run_demo(out / ep.name, **kwargs)
-    return {"status": "ok", "seconds": round(time.perf_counter() - start, 1), "metrics": metrics or {}}
+    metrics = suite.run_demo(out / suite.name, quick=quick)
+    return {"status": "ok", "seconds": round(time.perf_counter() - start, 1), "metrics": metrics}
 
 
 def run(out: Path | None = None, quick: bool = False, families: tuple[str, ...] = FAMILIES,
@@ -379,18 +374,18 @@ def _run(out: Path, quick: bool, families: tuple[str, ...], suites: list[str] | 
         metrics["families"][family] = row
         echo(f"[demo] {family}: {_summary(row)}")
 
-    for ep in suite_entry_points():
-        if suites is not None and ep.name not in suites:
+    for name, suite in installed_suites().items():
+        if suites is not None and name not in suites:
             continue
-        echo(f"[demo] suite {ep.name} ...")
+        echo(f"[demo] suite {name} ...")
         try:
-            row = _run_suite(ep, out, quick)
+            row = _run_suite(suite, out, quick)
         except Exception as exc:
             row = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc(limit=5)}
-            metrics["failures"].append(f"suite {ep.name}: {type(exc).__name__}: {exc}")
-        metrics["suites"][ep.name] = row
-        echo(f"[demo] suite {ep.name}: {row['status']}")
+            metrics["failures"].append(f"suite {name}: {type(exc).__name__}: {exc}")
+        metrics["suites"][name] = row
+        echo(f"[demo] suite {name}: {row['status']}")
 
     metrics["seconds_total"] = round(time.perf_counter() - begin, 1)
     write_json_atomic(out / "metrics.json", metrics)

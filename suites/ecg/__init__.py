@@ -16,6 +16,18 @@ demo data), ``cli`` (``genforge ecg ...``).
 from __future__ import annotations
 
 from genforge.lazy import lazy_getattr
+from genforge.suite import Suite
+
+SUITE = Suite(
+    name="ecg",
+    title="ECG anomalies",
+    summary="abnormal heartbeats in long WFDB/CSV recordings, found and explained by a VAE",
+    cli="genforge.ecg.cli:app",
+    demo="genforge.ecg.cli:run_demo",
+    estimators=("genforge.ecg.models:ECGAnomalyDetector",),
+    page="genforge.dashboards.views.ecg",
+    icon=":material/ecg_heart:",
+)
 
 _LAZY = {
     "INTERNAL_FS": "genforge.ecg.data",
@@ -47,7 +59,7 @@ _LAZY = {
     "record_summary": "genforge.ecg.scoring",
 }
 
-__all__ = list(_LAZY)
+__all__ = ["SUITE", *_LAZY]
 
 
 __getattr__ = lazy_getattr("genforge.ecg", _LAZY, globals())

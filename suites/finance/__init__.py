@@ -12,6 +12,25 @@ data (:func:`load_prices`, :func:`validate_prices`, :func:`load_sp500`, :func:`l
 from __future__ import annotations
 
 from genforge.lazy import lazy_getattr
+from genforge.suite import Suite
+
+SUITE = Suite(
+    name="finance",
+    title="Finance",
+    summary="volatility forecasts with uncertainty, market scenarios, synthetic loan books and pricing",
+    cli="genforge.finance.cli:app",
+    demo="genforge.finance.cli:run_demo",
+    estimators=(
+        "genforge.finance:VolatilityForecaster",
+        "genforge.finance:ScenarioGAN",
+        "genforge.finance:ScenarioDiffusion",
+        "genforge.finance:LoanBookGAN",
+        "genforge.finance:LoanPricer",
+    ),
+    page="genforge.dashboards.views.finance",
+    icon=":material/candlestick_chart:",
+    models=("genforge.finance.scenarios", "genforge.finance.loans"),
+)
 
 _LAZY = {
     "load_prices": "genforge.finance.data",
@@ -45,7 +64,7 @@ _LAZY = {
     "LoanPricer": "genforge.finance.models",
 }
 
-__all__ = list(_LAZY)
+__all__ = ["SUITE", *_LAZY]
 
 
 __getattr__ = lazy_getattr("genforge.finance", _LAZY, globals())

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -64,7 +63,7 @@ def test_digit_judge_separates_real_from_noise_and_prototypes():
 
 
 def fake_suites(tmp_path, monkeypatch):
-    """Three fake suite modules: one demo works, one raises, one has no run_demo."""
+    """Three fake suites: one demo works, one raises, one names a run_demo that does not exist."""
     (tmp_path / "fake_good.py").write_text(
         "from pathlib import Path\n"
         "def run_demo(out_dir: Path, quick: bool = False) -> dict:\n"
@@ -75,8 +74,10 @@ def fake_suites(tmp_path, monkeypatch):
     (tmp_path / "fake_bad.py").write_text("def run_demo(out_dir):\n    raise RuntimeError('no data here')\n")
     (tmp_path / "fake_none.py").write_text("x = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    eps = [SimpleNamespace(name=n, module=f"fake_{n}") for n in ("bad", "good", "none")]
-    monkeypatch.setattr(demo, "suite_entry_points", lambda: eps)
+    from genforge.suite import Suite
+
+    suites = {n: Suite(n, n, n, f"fake_{n}:app", f"fake_{n}:run_demo", ()) for n in ("bad", "good", "none")}
+    monkeypatch.setattr(demo, "installed_suites", lambda: suites)
 
 
 def test_suite_demos_are_run_and_failures_reported(tmp_path, monkeypatch):
@@ -88,8 +89,9 @@ def test_suite_demos_are_run_and_failures_reported(tmp_path, monkeypatch):
     assert (out / "good" / "done.txt").read_text() == "True"
     bad = metrics["suites"]["bad"]
     assert bad["status"] == "failed" and "no data here" in bad["error"]
-    assert metrics["suites"]["none"]["status"] == "skipped"
-    assert metrics["failures"] == ["suite bad: RuntimeError: no data here"]
+    none = metrics["suites"]["none"]
+    assert none["status"] == "failed" and "run_demo" in none["error"]
+    assert metrics["failures"][0] == "suite bad: RuntimeError: no data here"
     report = (out / "report.md").read_text()
     assert "auroc=0.91" in report and "no data here" in report
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from genforge.dashboards.common import PAGES_DIR, discover_pages, page_constants, read_run, result_runs
+from genforge.dashboards.common import VIEWS_DIR, discover_pages, page_constants, read_run, result_runs
+from genforge.suite import Suite
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
@@ -47,15 +48,31 @@ def test_home_with_corrupt_metrics_shows_error(tmp_path, make_results, monkeypat
     assert any("unreadable" in e.value for e in at.error)
 
 
-def test_page_discovery_reads_constants_without_import(tmp_path):
-    (tmp_path / "home.py").write_text("raise SystemExit('home is not a discovered page')\n")
-    (tmp_path / "_private.py").write_text("")
-    (tmp_path / "zeta_suite.py").write_text("raise RuntimeError('never imported')\n")
-    (tmp_path / "alpha.py").write_text("TITLE = 'Alpha tools'\nICON: str = '🅰️'\nimport nonexistent_module\n")
-    pages = discover_pages(tmp_path)
-    assert [(p.path.name, p.title, p.icon) for p in pages] == [
-        ("alpha.py", "Alpha tools", "🅰️"), ("zeta_suite.py", "Zeta Suite", None)]
+def test_pages_come_from_suite_descriptors_without_import(tmp_path, monkeypatch):
+    """A suite's page is found from its descriptor; TITLE/ICON in the file override, nothing is imported."""
+    import sys
+
+    alpha = "TITLE = 'Alpha tools'\nICON: str = '🅰️'\nimport nonexistent_module\n"
+    (tmp_path / "alpha_page.py").write_text(alpha)
+    (tmp_path / "zeta_page.py").write_text("raise RuntimeError('never imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suites = {
+        "alpha": Suite("alpha", "Alpha", "a", "x:app", "x:run_demo", (), page="alpha_page"),
+        "nopage": Suite("nopage", "No page", "n", "x:app", "x:run_demo", ()),
+        "missing": Suite("missing", "Missing", "m", "x:app", "x:run_demo", (), page="no_such_page_module"),
+        "zeta": Suite("zeta", "Zeta suite", "z", "x:app", "x:run_demo", (), page="zeta_page", icon="🔧"),
+    }
+    monkeypatch.setattr("genforge.suite.installed_suites", lambda: suites)
+    pages = discover_pages()
+    assert [(p.path.name, p.title, p.icon, p.suite) for p in pages] == [
+        ("alpha_page.py", "Alpha tools", "🅰️", "alpha"), ("zeta_page.py", "Zeta suite", "🔧", "zeta")]
+    assert "alpha_page" not in sys.modules and "zeta_page" not in sys.modules
     assert page_constants(tmp_path / "missing.py") == {}
+
+
+def test_no_pages_folder_for_streamlit_to_discover():
+    """Streamlit lists a ``pages/`` folder beside the main script as its own navigation; there is none."""
+    assert not (APP.parent / "pages").exists()
 
 
 def test_result_runs_newest_first(tmp_path, make_results):
@@ -69,12 +86,13 @@ def test_result_runs_newest_first(tmp_path, make_results):
 
 
 ALL_PAGES = ["home", *(p.path.stem for p in discover_pages())]
+assert len(ALL_PAGES) >= 3, "the ecg and finance pages should be found through their suites"
 
 
 @pytest.mark.parametrize("page", ALL_PAGES)
 def test_every_page_opens(page, tmp_path, monkeypatch):
-    """Each page found in dashboards/pages renders without an exception (suite pages included)."""
+    """Each page (Home and every suite's) renders without an exception."""
     at = run_app(monkeypatch, tmp_path)
-    at.switch_page(str((PAGES_DIR / f"{page}.py").relative_to(APP.parent)))
+    at.switch_page(str((VIEWS_DIR / f"{page}.py").relative_to(APP.parent)))
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "ecg.py"
+PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "views" / "ecg.py"
 
 
 @pytest.fixture

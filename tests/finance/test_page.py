@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_volatility import simulated_prices  # tests/finance is on sys.path (pytest prepend mode)
 
-PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "finance.py"
+PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "views" / "finance.py"
 TIMEOUT = 240
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "finance.py"
+PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "views" / "finance.py"
 
 
 @pytest.fixture
