@@ -1,0 +1,1 @@
+"""genforge.content: under construction (see the issue tracker); registered as a suite once it passes the suite contract."""
