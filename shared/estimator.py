@@ -62,6 +62,8 @@ class SuiteEstimator(BaseEstimator):
 
     state_version: ClassVar[int] = 1
     min_state_version: ClassVar[int] = 1
+    # other values of ``extra.estimator`` this class reads (names older checkpoints were written under)
+    checkpoint_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def example(cls) -> Example:
@@ -132,7 +134,7 @@ class SuiteEstimator(BaseEstimator):
         directory = Path(directory)
         extra = load_extra(directory)
         name = extra.get("estimator")
-        if name != cls.__name__:
+        if name != cls.__name__ and name not in cls.checkpoint_names:
             raise CheckpointError(
                 f"{directory}: field 'extra.estimator' is {name!r}; expected a {cls.__name__} checkpoint"
             )

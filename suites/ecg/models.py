@@ -2,72 +2,48 @@
 
 How a beat is scored (higher anomaly score = more abnormal):
 
-- **shape**: the core VAE (:class:`genforge.models.vae.VAE`) reads the beat's difference from its local
-  template, the median of the typical beats around it (``t_*`` columns, see
-  :mod:`genforge.ecg.preprocess`; ``inputs="deviation"``; ``"beat+deviation"`` adds the raw beat as a
-  second channel) and is conditioned on the beat's standardised log RR features. Its deterministic
-  negative ELBO (NLL of the reconstruction decoded from the posterior mean, plus the KL) is the shape
-  score. The difference view is patient-independent: a new patient's normal beats look like their own
-  template even when they look unlike any training patient's. With ``noise_scaling=True`` (default) the
-  difference is first shrunk by ``noise_ref_ / noise`` where the beat's segment is noisier than the
-  training beats' median (``noise``: how far the typical beats around differ from their templates,
-  :func:`~genforge.ecg.preprocess.local_noise`), so muscle noise and electrode motion no longer look like
-  abnormal shape; clean segments are never amplified. DS1 patient-wise CV: AUROC 0.978 -> 0.985 (with
-  ``rr_weight`` 1; 0.986 with 0.5), almost all of it from the noisy record 203 (without it 0.9867 -> 0.9876
-  at 0.5); shrinking by ``(noise_ref_ / noise) ** p``: p 0.75 / 1 / 1.5 / 2 gave 0.985 / 0.985 / 0.983 /
-  0.977; estimating the noise from all neighbouring beats instead of the typical ones: 0.979 (lower
-  quartile), 0.946 (median).
+- **shape**: the core VAE (:class:`genforge.models.vae.VAE`, MLP kind by default; ``architecture="conv1d"``
+  or ``"conv1d-residual"`` for the core's 1-D conv VAE) reads the beat's difference from its *local
+  template*, the median of the typical beats around it (``t_*`` columns, :mod:`genforge.ecg.preprocess`;
+  ``inputs="beat+deviation"`` adds the raw beat as a second channel), conditioned on the beat's
+  standardised log RR features. The shape score is its deterministic negative ELBO (NLL of the
+  reconstruction decoded from the posterior mean, plus the KL). Reading the difference from the local
+  template makes the score patient-independent: a new patient's normal beats look like their own
+  template even when they look unlike any training patient's. With ``noise_scaling=True`` the difference
+  is shrunk by ``noise_ref_ / noise`` where the beat's segment is noisier than the training beats' median
+  (``noise``: :func:`~genforge.ecg.preprocess.local_noise`), so muscle noise and electrode motion do not
+  look like abnormal shape; clean segments are never amplified.
 - **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
-  among the training beats (``timing_density="knn"``, default) or a Mahalanobis distance to their mean
-  and covariance (``"mahalanobis"``); premature supraventricular beats often differ only in timing. The
-  neighbour distance follows a timing distribution with several modes (sinus rhythm, atrial
-  fibrillation, bigeminy in the training patients) where one ellipse cannot: patient-wise 4-fold CV inside
-  DS1, AUROC 0.978 with 20-NN vs 0.977 with Mahalanobis, class S 0.966 vs 0.949 (5-NN 0.978, 50-NN
-  0.978). With ``timing="prematurity"`` (default) it reads
-  timing *relative to the patient's own rhythm* (:func:`~genforge.ecg.preprocess.prematurity_features`:
-  previous and next RR over the local RR, in log, divided by the local irregularity of the rhythm, and
-  the local RR over the 5-minute average), so a premature beat in a regular rhythm stands out while RR
-  jumps inside atrial fibrillation do not; ``timing="absolute"`` uses the four log RR intervals
-  (previous, next, local, 5-minute average) as before. Patient-wise 4-fold CV inside DS1: AUROC 0.970 with
-  prematurity vs 0.965 with absolute intervals (class S 0.943 vs 0.912), flat over the irregularity
-  window (50-200 beats) and floor (0.03-0.1).
-- **same record** (``patient_weight``, default 1): when the training beats include beats of the record
-  being scored, the distance to the ``patient_k``-th nearest of them in raw shape and log RR
+  among the training beats (``timing_density="knn"``), or a Mahalanobis distance (``"mahalanobis"``).
+  The neighbour distance follows a timing distribution with several modes (sinus rhythm, atrial
+  fibrillation, bigeminy) where one ellipse cannot. ``timing="prematurity"`` reads timing relative to the
+  patient's own rhythm (:func:`~genforge.ecg.preprocess.prematurity_features`), so a premature beat in a
+  regular rhythm stands out while RR jumps inside atrial fibrillation do not; ``timing="absolute"`` uses
+  the four log RR intervals (previous, next, local, 5-minute average).
+- **same record** (``patient_weight``): when the training beats include beats of the record being
+  scored, the distance to the ``patient_k``-th nearest of them in raw shape and log RR
   (:class:`~genforge.ecg.patient.PatientReference`; records matched by the ``record`` column). Silent
-  (``NaN``, contributes 0) for records not in training, so patient-wise results (inter-patient, DS1-CV)
-  are unchanged; it is what a patient-adaptive workflow (this patient's normal beats marked, then the
-  whole recording scored) and the intra-patient protocol make available. Chosen on the intra protocol
-  restricted to DS1's records: 0.9917 -> 0.9933 (weight 0.5: 0.9929).
+  (``NaN``, contributes 0) for records not in training, so patient-wise results are unchanged; it is what
+  a patient-adaptive workflow (some of this patient's beats marked normal, then the whole recording
+  scored) makes available.
 - **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and they are
   summed with weight ``rr_weight`` on timing and ``patient_weight`` on the same-record term. The
-  threshold is set on held-out training beats, whose records are in training and where the extra term
-  widens the normal scores, so a new patient (no same-record term) gets fewer flags than it would
-  without the term (inter-patient: 2.8% of normal beats at the 1% target, 4.1% without the term; new
-  patients' normal beats differ more than held-out ones, so both exceed the target).
+  threshold (``offset_``) flags a fraction ``target_far`` of those held-out beats.
 
-Settings were chosen by patient-wise 4-fold cross-validation inside MIT-BIH DS1
-(``genforge ecg evaluate --protocol ds1-cv``), never on DS2: the deviation input beat the two-channel input
-(AUROC 0.960 vs 0.946), ``rr_weight=0.5`` is best with noise scaling (0 / 0.5 / 1 / 2: 0.983 / 0.986 /
-0.985 / 0.981; it was 1 before noise scaling), and a small latent space helped (latent_dim 16 / 8 / 4 / 2:
-0.960 / 0.960 / 0.964 / 0.965; 2,000 training steps instead of 800: 0.953), i.e. a VAE that cannot
-reconstruct everything flags more. The VAE is the core's MLP kind by default. The core's 1-D conv VAE
-works the same way: ``architecture="conv1d"`` (plain strided convs, ``residual=False`` in the core) scored
-DS1-CV AUROC 0.976 vs the MLP's 0.978 (before noise scaling) at about 0.4x the MLP's speed on a CPU (20.7k vs
-49.7k beats/s under load); ``"conv1d-residual"`` (residual blocks + GroupNorm) is ~3x slower again
-(6.3k beats/s), below the suite's throughput goal of 20k.
+The defaults were chosen by patient-wise cross-validation inside MIT-BIH DS1 (``genforge ecg evaluate
+--protocol ds1-cv``), never on DS2; the measurements behind each choice are in ``docs/results/ecg.md``.
 
 The scikit-learn outlier-detector conventions are kept (as IsolationForest): ``score_samples`` is
 *higher for normal* beats (minus the anomaly score), ``decision_function = score_samples - offset_`` is
-negative for outliers, ``predict`` gives +1 (normal) / -1 (abnormal). ``offset_`` is set so that a
-fraction ``target_far`` of held-out normal beats is flagged. ``anomaly_score`` gives the plain
-higher-is-worse score that the CLI writes.
+negative for outliers, ``predict`` gives +1 (normal) / -1 (abnormal). ``anomaly_score`` gives the plain
+higher-is-worse score that the CLI writes. Persistence, ``clone``, ``NotFittedError`` and the device
+policy come from :class:`genforge.estimator.SuiteEstimator`; checkpoints of state versions 1-5 load.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -84,24 +60,29 @@ from genforge.ecg.preprocess import (
     prematurity_features,
 )
 from genforge.errors import DataError, GenforgeError
+from genforge.estimator import Example, SuiteEstimator, to_numpy
 
 INPUTS = {"beat+deviation": 2, "deviation": 1}
 DEFAULT_HIDDEN = {"conv1d": (8, 16, 32), "conv1d-residual": (8, 16, 32), "mlp": (256, 128)}
 ARCHITECTURES = tuple(DEFAULT_HIDDEN)
 TIMINGS = ("prematurity", "absolute")
 DENSITIES = ("knn", "mahalanobis")
-ESTIMATOR = "genforge.ecg.ECGAnomalyDetector"
 STATE_VERSION = 5
 TIMING_REFERENCE = "timing_reference.safetensors"
 PATIENT_REFERENCE = "patient_reference.safetensors"
 
 
-class ECGAnomalyDetector:
+class ECGAnomalyDetector(SuiteEstimator):
     """Heartbeat anomaly detector: fit on normal beats, score any beats (see the module docstring).
 
     ``beats`` everywhere is a beat table from :func:`genforge.ecg.beat_table` or ``load_beats``
     (columns ``rr_*``, ``w_*``, ``t_*``).
     """
+
+    state_version: ClassVar[int] = STATE_VERSION
+    min_state_version: ClassVar[int] = 1
+    # checkpoints written before the suite contract named the estimator by its import path
+    checkpoint_names: ClassVar[tuple[str, ...]] = ("genforge.ecg.ECGAnomalyDetector",)
 
     def __init__(
         self,
@@ -125,7 +106,7 @@ class ECGAnomalyDetector:
         validation_fraction: float = 0.15,
         max_train_beats: int | None = 40_000,
         seed: int = 0,
-        device: str = "cpu",
+        device: str = "auto",
         progress: bool = False,
     ) -> None:
         self.architecture = architecture
@@ -151,27 +132,26 @@ class ECGAnomalyDetector:
         self.device = device
         self.progress = progress
 
-    # ------------------------------------------------------------------------------------ sklearn
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _PARAMS}
+    @classmethod
+    def example(cls) -> Example:
+        """A tiny detector on the normal beats of a 2-minute SIMULATED record (neurokit2; no download)."""
+        import tempfile
 
-    def set_params(self, **params: Any) -> ECGAnomalyDetector:
-        for k, v in params.items():
-            if k not in _PARAMS:
-                raise ValueError(f"ECGAnomalyDetector has no parameter {k!r}")
-            setattr(self, k, v)
-        return self
+        from genforge.ecg.data import read_record
+        from genforge.ecg.preprocess import beat_table
+        from genforge.ecg.simulate import simulate_record
 
-    def __repr__(self) -> str:
-        return f"ECGAnomalyDetector({', '.join(f'{k}={getattr(self, k)!r}' for k in _PARAMS)})"
+        with tempfile.TemporaryDirectory() as tmp:
+            beats = beat_table(read_record(simulate_record(tmp, "SIMULATED_example", minutes=2.0, seed=3)))
+        normal = beats[beats["aami"] == "N"].reset_index(drop=True)
+        return Example(
+            params={"max_steps": 30, "batch_size": 64, "timing_k": 5, "target_far": 0.02},
+            fit_args=(normal,),
+            probe=lambda est: est.score_samples(beats),
+        )
 
     # ---------------------------------------------------------------------------------------- fit
-    def fit(self, beats: pd.DataFrame, y: Any = None) -> ECGAnomalyDetector:
-        """Train on beats assumed normal; hold out ``validation_fraction`` for early stopping,
-        score standardisation and the threshold."""
-        from genforge.models.vae import VAE, VAEConfig
-        from genforge.training import TrainConfig, Trainer
-
+    def _validate_params(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise GenforgeError(
                 f"architecture={self.architecture!r}: expected one of {', '.join(ARCHITECTURES)}"
@@ -193,6 +173,16 @@ class ECGAnomalyDetector:
             )
         if not 0 < self.target_far < 1:
             raise GenforgeError(f"target_far={self.target_far}: expected a fraction in (0, 1)")
+
+    def fit(self, beats: pd.DataFrame, y: Any = None) -> ECGAnomalyDetector:
+        """Train on beats assumed normal; hold out ``validation_fraction`` for early stopping,
+        score standardisation and the threshold."""
+        from genforge.devices import pick_device
+        from genforge.models.vae import VAE, VAEConfig
+        from genforge.training import TrainConfig, Trainer
+
+        self._validate_params()
+        device = pick_device(self.device)
         waves, templates, rr = beat_arrays(beats)
         n = len(waves)
         if n < 50:
@@ -204,6 +194,7 @@ class ECGAnomalyDetector:
         if self.max_train_beats and len(train_idx) > self.max_train_beats:
             train_idx = train_idx[: self.max_train_beats]
 
+        self.model_ = None  # a refit starts from nothing (and _device() reads self.device meanwhile)
         logrr = _log_rr(rr)
         self.rr_mean_ = logrr[train_idx].mean(0)
         self.rr_std_ = logrr[train_idx].std(0) + 1e-6
@@ -235,7 +226,7 @@ class ECGAnomalyDetector:
         )
         torch.manual_seed(self.seed)
         model = VAE(cfg)
-        xt = torch.from_numpy(x)
+        xt = torch.from_numpy(x)  # CPU tensors: the engine moves each batch to the model's device
         if self.architecture == "mlp":
             xt = xt.flatten(1)
         ct = torch.from_numpy(cond) if cond is not None else None
@@ -249,11 +240,11 @@ class ECGAnomalyDetector:
             val_every=max(50, self.max_steps // 4),
             seed=self.seed,
             progress=self.progress,
-            device=self.device,
+            device=str(device),
             precision="fp32",
         )
         self.train_result_ = Trainer(tcfg).fit(model, train, val_data=val)
-        self.model_ = model.eval()
+        self.model_ = model.to(device).eval()
         # standardise both scores on held-out normal beats, then set the threshold there
         vae_val = self._vae_score(xt[val_idx], None if ct is None else ct[val_idx])
         rr_val = self._rr_score(timing[val_idx])
@@ -320,19 +311,19 @@ class ECGAnomalyDetector:
             raise DataError(f"explain: expected one beat, got {len(frame)}")
         waves, templates, rr = beat_arrays(frame)
         noise = self._noise(frame)
-        x = torch.from_numpy(self._inputs(waves, templates, noise) / self.x_scale_)
+        x = self._tensor(self._inputs(waves, templates, noise) / self.x_scale_)
         cond = self._cond(rr)
-        ct = None if cond is None else torch.from_numpy(cond)
+        ct = None if cond is None else self._tensor(cond)
         model = self.model_
         with torch.no_grad():
             xin = self._model_x(x)
             k = INPUTS[self.inputs]
-            rec = model.reconstruct(xin, ct).reshape(1, k, WINDOW)
-            err = model.recon_error(xin, ct).reshape(1, k, WINDOW).sum(1)[0].numpy()
+            rec = to_numpy(model.reconstruct(xin, ct).reshape(1, k, WINDOW))
+            err = to_numpy(model.recon_error(xin, ct).reshape(1, k, WINDOW).sum(1)[0])
         if self.inputs == "deviation":  # reconstructed beat = template + reconstructed deviation
-            recon = templates[0] + rec[0, 0].numpy() * self.x_scale_ / self._noise_factor(noise, 1)[0]
+            recon = templates[0] + rec[0, 0] * self.x_scale_ / self._noise_factor(noise, 1)[0]
         else:
-            recon = rec[0, 0].numpy() * self.x_scale_
+            recon = rec[0, 0] * self.x_scale_
         return pd.DataFrame(
             {
                 "t_ms": (np.arange(WINDOW) - PRE) * 1000.0 / INTERNAL_FS,
@@ -343,109 +334,61 @@ class ECGAnomalyDetector:
             }
         )
 
-    # ---------------------------------------------------------------------------------- save/load
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Weights + config via :func:`genforge.save`; estimator state (scalers, threshold) in ``extra``."""
-        import genforge
-
-        self._check_fitted()
-        extra = {
-            "estimator": ESTIMATOR,
-            "state_version": STATE_VERSION,
-            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()},
-            "state": {
-                "rr_mean_": self.rr_mean_.tolist(),
-                "rr_std_": self.rr_std_.tolist(),
-                "timing_mean_": self.timing_mean_.tolist(),
-                "timing_std_": self.timing_std_.tolist(),
-                "timing_precision_": self.timing_precision_.tolist(),
-                "x_scale_": self.x_scale_,
-                "noise_ref_": self.noise_ref_,
-                "vae_center_": self.vae_center_,
-                "vae_scale_": self.vae_scale_,
-                "rr_center_": self.rr_center_,
-                "rr_scale_": self.rr_scale_,
-                "patient_center_": self.patient_center_,
-                "patient_scale_": self.patient_scale_,
-                "offset_": self.offset_,
-                "n_train_": self.n_train_,
-                "patient": None if self.patient_ is None else self.patient_.names(),
-            },
+    # ---------------------------------------------------------------------------------- persistence
+    def _get_state(self) -> dict[str, Any]:
+        """Scalers, threshold and the same-record reference's names (arrays go to :meth:`_save_files`)."""
+        state: dict[str, Any] = {
+            key: getattr(self, key).tolist()
+            for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_")
         }
-        from safetensors.numpy import save_file
+        state.update({key: float(getattr(self, key)) for key in _SCALARS})
+        state["n_train_"] = int(self.n_train_)
+        state["patient"] = None if self.patient_ is None else self.patient_.names()
+        return state
 
-        from genforge.io import atomic_path
-
-        out = genforge.save(self.model_, directory, extra=extra)
-        with atomic_path(Path(directory) / TIMING_REFERENCE) as tmp:
-            save_file({"timing_reference": np.ascontiguousarray(self.timing_reference_)}, str(tmp))
+    def _save_files(self, directory: Path) -> None:
+        """The timing reference set and the same-record reference, as safetensors beside the model."""
+        self._save_arrays(directory / TIMING_REFERENCE, {"timing_reference": self.timing_reference_})
         if self.patient_ is not None:
-            with atomic_path(Path(directory) / PATIENT_REFERENCE) as tmp:
-                save_file(self.patient_.arrays(), str(tmp))
-        return out
+            self._save_arrays(directory / PATIENT_REFERENCE, self.patient_.arrays())
+
+    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
+        for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
+            setattr(self, key, np.asarray(state[key], dtype=np.float64))
+        for key in _SCALARS:
+            setattr(self, key, float(state[key]))
+        self.n_train_ = int(state["n_train_"])
+        self._timing_index = None
+        if self.timing_density == "knn":
+            arrays = self._load_arrays(directory / TIMING_REFERENCE)
+            self.timing_reference_ = arrays["timing_reference"].astype(np.float32)
+        self.patient_ = None
+        if state.get("patient"):
+            arrays = self._load_arrays(directory / PATIENT_REFERENCE)
+            self.patient_ = PatientReference.from_state(arrays, state["patient"])
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> ECGAnomalyDetector:
-        """Rebuild a saved detector (no pickle: safetensors weights + JSON state)."""
-        import genforge
-        from genforge.checkpoints import load_extra
-
-        extra = load_extra(directory)
-        if extra.get("estimator") != ESTIMATOR:
-            raise GenforgeError(
-                f"{directory}: not an ECG detector checkpoint (extra.estimator is "
-                f"{extra.get('estimator')!r}, expected {ESTIMATOR!r})"
-            )
-        params = dict(extra["params"])
-        params["hidden"] = tuple(params["hidden"]) if params.get("hidden") else None
-        state = dict(extra["state"])
-        if int(extra.get("state_version", 1)) < 2:  # version 1: absolute RR timing, shared scalers
+    def _upgrade(cls, version: int, extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Params and state of a checkpoint of an older state version, read as that version scored."""
+        params, state = super()._upgrade(version, extra)
+        if version < 2:  # version 1: absolute RR timing, shared scalers
             params["timing"] = "absolute"
             state.update(
                 timing_mean_=state["rr_mean_"],
                 timing_std_=state["rr_std_"],
                 timing_precision_=state["rr_precision_"],
             )
-        if int(extra.get("state_version", 1)) < 3:  # versions 1-2: Mahalanobis timing, no reference set
+        if version < 3:  # versions 1-2: Mahalanobis timing, no reference set
             params["timing_density"] = "mahalanobis"
-        if int(extra.get("state_version", 1)) < 4:  # versions 1-3: deviation not scaled by local noise
+        if version < 4:  # versions 1-3: deviation not scaled by local noise
             params["noise_scaling"] = False
             state["noise_ref_"] = 1.0
-        if int(extra.get("state_version", 1)) < 5:  # versions 1-4: no same-record reference
+        if version < 5:  # versions 1-4: no same-record reference
             params["patient_weight"] = 0.0
             state.update(patient_center_=0.0, patient_scale_=1.0, patient=None)
-        det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
-        for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
-            setattr(det, key, np.asarray(state[key], dtype=np.float64))
-        for key in _SCALARS:
-            setattr(det, key, float(state[key]))
-        det.n_train_ = int(state["n_train_"])
-        det._timing_index = None
-        if det.timing_density == "knn":
-            from safetensors.numpy import load_file
-
-            path = Path(directory) / TIMING_REFERENCE
-            if not path.is_file():
-                raise GenforgeError(f"{directory}: {TIMING_REFERENCE} is missing; save the detector again")
-            det.timing_reference_ = load_file(str(path))["timing_reference"].astype(np.float32)
-        det.patient_ = None
-        if state.get("patient"):
-            from safetensors.numpy import load_file
-
-            path = Path(directory) / PATIENT_REFERENCE
-            if not path.is_file():
-                raise GenforgeError(f"{directory}: {PATIENT_REFERENCE} is missing; save the detector again")
-            det.patient_ = PatientReference.from_state(load_file(str(path)), state["patient"])
-        det.model_ = genforge.load(directory).eval()
-        return det
+        return params, state
 
     # ---------------------------------------------------------------------------------- internals
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise GenforgeError(
-                "ECGAnomalyDetector is not fitted: call fit(beats) or ECGAnomalyDetector.load(dir)"
-            )
-
     def _noise(self, beats: pd.DataFrame) -> np.ndarray | None:
         """The beat table's local noise level per beat (``None`` when ``noise_scaling`` is off)."""
         if not self.noise_scaling:
@@ -481,16 +424,19 @@ class ECGAnomalyDetector:
         return x.flatten(1) if self.model_.config.kind == "mlp" else x
 
     def _vae_score(self, x: torch.Tensor, cond: torch.Tensor | None, batch: int = 4096) -> np.ndarray:
+        """[n] deterministic negative ELBO per beat; ``x``/``cond`` may live anywhere (batches are moved
+        to the model's device and the results brought back)."""
         out = []
         model = self.model_
+        device = self._device()
         with torch.no_grad():
             for i in range(0, len(x), batch):
-                c = None if cond is None else cond[i : i + batch]
-                xb = self._model_x(x[i : i + batch])
+                c = None if cond is None else cond[i : i + batch].to(device)
+                xb = self._model_x(x[i : i + batch].to(device))
                 # deterministic negative ELBO: NLL of the reconstruction decoded from mu, plus the KL
                 mu, logvar = model.encode(xb, c)
                 rec = model.nll(model.decode(mu, c), xb).flatten(1).sum(1)
-                out.append((rec + model.kl(mu, logvar)).numpy())
+                out.append(to_numpy(rec + model.kl(mu, logvar)))
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     def _timing_features(self, beats: pd.DataFrame, rr: np.ndarray) -> np.ndarray:
@@ -561,32 +507,6 @@ class ECGAnomalyDetector:
     def _combine(self, vae: np.ndarray, rr: np.ndarray, patient: np.ndarray) -> np.ndarray:
         z = self._standardise(vae, rr, patient)
         return z["shape"] + self.rr_weight * z["timing"] + self.patient_weight * z["patient"]
-
-
-_PARAMS = (
-    "architecture",
-    "latent_dim",
-    "hidden",
-    "beta",
-    "max_steps",
-    "batch_size",
-    "lr",
-    "rr_weight",
-    "timing",
-    "timing_density",
-    "timing_k",
-    "use_cond",
-    "inputs",
-    "noise_scaling",
-    "patient_weight",
-    "patient_k",
-    "target_far",
-    "validation_fraction",
-    "max_train_beats",
-    "seed",
-    "device",
-    "progress",
-)
 
 
 _SCALARS = (

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from genforge.ecg import ECGAnomalyDetector, beat_table, metrics, read_record
 from genforge.ecg.preprocess import (
@@ -82,8 +84,11 @@ def test_sklearn_api_and_threshold(small_model, small_beats) -> None:
     np.testing.assert_allclose(det.decision_function(train), det.score_samples(train) - det.offset_)
     np.testing.assert_allclose(det.score_samples(train), -det.anomaly_score(train))
     assert det.get_params()["architecture"] == "mlp"
-    with pytest.raises(GenforgeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         ECGAnomalyDetector().predict(train)
+    twin = clone(det)  # scikit-learn's clone: same parameters, nothing fitted
+    assert twin.get_params() == det.get_params() and not hasattr(twin, "offset_")
+    assert ECGAnomalyDetector().device == "auto"
 
 
 def test_save_load_roundtrip_and_explain(small_model, small_beats) -> None:
@@ -144,6 +149,7 @@ def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
     det.save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     extra = config["extra"]
+    extra["estimator"] = "genforge.ecg.ECGAnomalyDetector"  # the name before the suite contract
     extra["state_version"] = 1
     del extra["params"]["timing"], extra["params"]["noise_scaling"]
     state = extra["state"]
@@ -225,6 +231,7 @@ def test_version3_checkpoints_load_without_noise_scaling(small_beats, tmp_path) 
     det.fit(train.reset_index(drop=True)).save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     extra = config["extra"]
+    extra["estimator"] = "genforge.ecg.ECGAnomalyDetector"  # the name before the suite contract
     extra["state_version"] = 3
     del extra["params"]["noise_scaling"], extra["state"]["noise_ref_"]
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -275,6 +282,7 @@ def test_version4_checkpoints_load_without_the_patient_term(small_beats, tmp_pat
     assert not (tmp_path / "patient_reference.safetensors").exists()
     config = json.loads((tmp_path / "config.json").read_text())
     extra = config["extra"]
+    extra["estimator"] = "genforge.ecg.ECGAnomalyDetector"  # the name before the suite contract
     extra["state_version"] = 4
     del extra["params"]["patient_weight"], extra["params"]["patient_k"]
     for key in ("patient_center_", "patient_scale_", "patient"):
@@ -284,3 +292,22 @@ def test_version4_checkpoints_load_without_the_patient_term(small_beats, tmp_pat
     assert old.patient_weight == 0 and old.patient_ is None
     test = small_beats[small_beats["record"] == "100"]  # a training record: the term would speak if on
     np.testing.assert_allclose(old.anomaly_score(test), det.anomaly_score(test), rtol=1e-5, atol=1e-5)
+
+
+def test_version5_checkpoint_of_the_previous_release_scores_as_it_did(tmp_path) -> None:
+    """A checkpoint written by the detector of b41cf63 (before the suite contract; see
+    legacy_checkpoints/make_v5.py) loads and gives the scores it gave then."""
+    from pathlib import Path
+
+    from genforge.ecg.simulate import simulate_record
+
+    folder = Path(__file__).parent / "legacy_checkpoints" / "v5"
+    expected = json.loads((folder / "expected_scores.json").read_text())
+    spec = expected["record"]
+    record = simulate_record(tmp_path, spec["name"], spec["minutes"], seed=spec["seed"])
+    beats = beat_table(read_record(record))
+    det = ECGAnomalyDetector.load(folder)
+    assert det.device == "cpu" and det.patient_ is not None and det.hidden == (16,)
+    np.testing.assert_allclose(det.anomaly_score(beats), expected["anomaly_score"], rtol=1e-5, atol=1e-5)
+    assert det.threshold_ == pytest.approx(expected["threshold"])
+    assert ECGAnomalyDetector.load(folder, device="cpu").get_params() == det.get_params()
