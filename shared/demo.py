@@ -289,7 +289,7 @@ def _run_family(family: str, out: Path, digits_train: GenData, judge: Any, real_
                            "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
                            "parameters": sum(p.numel() for p in model.parameters())}
     if family == "transformer":
-        samples = draw_samples(model, prepared.meta, 2, prompt="HAMLET.\n",
+        samples = draw_samples(model, prepared.meta, 2, prompt="HAMLET:\n",
                                max_new_tokens=60 if quick else 400, seed=seed)
         val = prepared.val
         assert val is not None

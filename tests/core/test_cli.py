@@ -102,12 +102,12 @@ def test_train_and_sample_gpt_end_to_end(tmp_path, capsys):
     assert loss < unigram_entropy(text.x) - 0.2, loss  # context helps: below the unigram entropy
 
     target = tmp_path / "text.txt"
-    rc = main(["sample", "--model", str(out), "-n", "2", "--prompt", "HAMLET.", "--max-new-tokens", "40",
+    rc = main(["sample", "--model", str(out), "-n", "2", "--prompt", "HAMLET:", "--max-new-tokens", "40",
                "--temperature", "0", "--out", str(target)])
     assert rc == 0
     samples = target.read_text()[:-1].split("\n\n" + "-" * 40 + "\n\n")
     assert len(samples) == 2 and samples[0] == samples[1]  # greedy: identical
-    assert samples[0].startswith("HAMLET.") and len(samples[0]) == len("HAMLET.") + 40
+    assert samples[0].startswith("HAMLET:") and len(samples[0]) == len("HAMLET:") + 40
     assert "wrote 2 samples" in capsys.readouterr().out
 
 

@@ -37,8 +37,8 @@ def test_quick_demo_writes_measured_results(tmp_path):
         assert genforge.load(out / family / "model").family == family  # samples again with `genforge sample`
     gpt = metrics["families"]["transformer"]
     assert gpt["status"] == "ok" and gpt["val_loss"] > 0
-    assert abs(gpt["unigram_entropy"] - 3.2) < 0.2  # Hamlet's characters: about 3.2 nats
-    assert (out / gpt["samples"]).read_text().startswith("HAMLET.")
+    assert abs(gpt["unigram_entropy"] - 3.34) < 0.02  # Hamlet's characters: 3.34 nats
+    assert (out / gpt["samples"]).read_text().startswith("HAMLET:")
     report = (out / "report.md").read_text()
     for family in demo.FAMILIES:
         assert f"| {family} |" in report
