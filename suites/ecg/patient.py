@@ -15,10 +15,8 @@ each block scaled to unit total standard deviation. Beats whose record has fewer
 silent, so patient-wise results (inter-patient, DS1 patient-wise CV) are unchanged by construction.
 Records are matched by the beat table's ``record`` column (the record name).
 
-Measured in MIT-BIH DS1 only (the intra-patient protocol restricted to DS1's 22 records, two fold
-splits): detector AUROC 0.9917 / 0.9916 -> 0.9933 / 0.9932 with weight 1 (0.5: 0.9929 / 0.9929; 2:
-0.9933 on the second split), mostly from classes V and F (F 0.972 -> 0.982); shape-only or RR-only
-same-record references gave 0.9930 / 0.9928.
+The term was chosen on the intra-patient protocol restricted to DS1's records; the figures are in
+``docs/results/ecg.md``.
 """
 
 from __future__ import annotations

@@ -15,11 +15,10 @@ Steps (all at the internal rate, :data:`~genforge.ecg.data.INTERNAL_FS`):
    it; the record's median beat where fewer than 3 are typical). Most beats of a recording are normal, so
    the difference between a beat and its template is a patient-independent view of its shape, and a
    local template follows slow changes of morphology (electrode drift, posture) that a record-wide one
-   mistakes for abnormality. Chosen on DS1 patient-wise CV (``genforge ecg evaluate --protocol ds1-cv``):
-   AUROC 0.970 with the record-wide median beat, 0.974 local with a 3x typicality bound, 0.977 with 2x,
-   0.975 with 1.5x; a plain rolling median (no typicality bound) 0.970. Beside it, the local noise
-   level (``noise``, :func:`local_noise`): how far the typical beats around differ from their templates,
-   so a detector can read a beat's deviation relative to the noise of its segment;
+   mistakes for abnormality (chosen on DS1 patient-wise CV; figures in ``docs/results/ecg.md``).
+   Beside it, the local noise level (``noise``, :func:`local_noise`): how far the typical beats around
+   differ from their templates, so a detector can read a beat's deviation relative to the noise of its
+   segment;
 6. RR-interval features: previous and next RR, the local RR (mean of the 10 beats around), the 5-minute
    average RR, the ratios of previous/next RR to the local RR, and the local irregularity (median
    absolute change of log RR over the 50 beats around). Premature supraventricular beats look normal and
