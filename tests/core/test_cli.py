@@ -176,7 +176,7 @@ def test_out_dir_of_another_model_is_refused(tmp_path, capsys):
     out.mkdir()
     (out / "recipe.json").write_text(json.dumps({"family": "gan", "meta": {"data": {"name": "digits"}}}))
     rc = main(["train", "vae", "--dataset", "digits", "--out", str(out), "--steps", "5"])
-    assert_one_error(rc, capsys.readouterr().err, "holds a gan model")
+    assert_one_error(rc, capsys.readouterr().err, "files it did not write (recipe.json)")
     assert sorted(p.name for p in out.iterdir()) == ["recipe.json"]
 
 

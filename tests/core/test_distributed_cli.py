@@ -39,5 +39,6 @@ def test_torchrun_two_ranks_identical_weights_one_checkpoint(tmp_path):
     assert rank_hashes["rank0.sha256"] == rank_hashes["rank1.sha256"]
 
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-    assert files == ["config.json", "model.safetensors", "recipe.json", "trainer_state.safetensors"]
+    assert files == [".genforge-job.json", "config.json", "model.safetensors", "recipe.json",
+                     "trainer_state.safetensors"]
     assert weights_hash(genforge.load(out)) == rank_hashes["rank0.sha256"]
