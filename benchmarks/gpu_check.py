@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_json_arg, print_table, write_json  # noqa: E402
 
-from genforge import demo  # noqa: E402
+from genforge import recipes  # noqa: E402
 from genforge.datasets import DataError, load_dataset, prepare  # noqa: E402
 from genforge.devices import autocast, pick_device  # noqa: E402
 
@@ -93,13 +93,14 @@ def train_family(family: str, device: torch.device, steps: int, warmup: int, bat
     if family == "transformer":
         data.meta["block_size"] = overrides["block_size"]
     torch.manual_seed(0)
-    model = demo.build_model(family, data.meta, overrides)
-    settings = demo.train_settings(family)
+    model = recipes.build_model(family, data.meta, overrides)
+    settings = recipes.train_settings(family)
     settings.update(batch_size=batch, device=str(device), progress=False, val_every=None, ema_decay=None,
                     lr_schedule="constant", warmup_steps=0)
-    demo.train(model, demo.Prepared(data.train, None, data.meta), **{**settings, "max_steps": warmup})
+    train_only = recipes.Prepared(data.train, None, data.meta)
+    recipes.train(model, train_only, **{**settings, "max_steps": warmup})
     _sync(device)
-    result = demo.train(model, demo.Prepared(data.train, None, data.meta), **{**settings, "max_steps": steps})
+    result = recipes.train(model, train_only, **{**settings, "max_steps": steps})
     _sync(device)
     seconds = result.seconds
     n_critic = int(getattr(model.config, "n_critic", 1)) if family == "gan" else 1
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = args.steps or (5 if args.quick else 300)
     warmup = 2 if args.quick else 30
     rows = []
-    for family in demo.FAMILIES:
+    for family in recipes.FAMILIES:
         batch = args.batch or (8 if args.quick else (64 if family == "transformer" else 256))
         print(f"[gpu_check] {family} on {name}: {warmup} warm-up + {steps} timed steps, batch {batch}",
               file=sys.stderr)

@@ -380,6 +380,7 @@ def demo_command(
     * `genforge demo --family diffusion --suite ecg`
     """
     from genforge import demo
+    from genforge.recipes import FAMILIES
 
     installed = list(demo.installed_suites())
     unknown = sorted(set(suite or []) - set(installed))
@@ -389,7 +390,7 @@ def demo_command(
     suites = [] if no_suites else (list(suite) if suite else None)
     target = out if out is not None else demo.default_out_dir()
     typer.echo(f"genforge demo -> {target}")
-    families = tuple(f.value for f in family) if family else demo.FAMILIES
+    families = tuple(f.value for f in family) if family else FAMILIES
     metrics = demo.run(target, quick=quick, families=families, suites=suites, seed=seed, echo=typer.echo)
     typer.echo(f"results: {target}  (report.md, metrics.json; view them with `genforge dashboard`)")
     if metrics["failures"]:

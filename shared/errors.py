@@ -13,3 +13,12 @@ class GenforgeError(Exception):
 
 class DataError(GenforgeError, ValueError):
     """Input data that cannot be used as given (missing file, wrong format, implausible values)."""
+
+
+class ConfigError(GenforgeError, ValueError):
+    """A configuration (a model's or the trainer's) with a value out of range or a contradiction.
+
+    Every config dataclass raises it from ``__post_init__``, so a bad setting fails where the config
+    is made, with a message naming the field and what was expected. It is a ``ValueError`` too, as
+    the sklearn-style callers expect of a bad parameter.
+    """

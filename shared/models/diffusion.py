@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genforge.errors import ConfigError
+from genforge.models.batch import split_batch
 from genforge.models.schedulers import (
     PREDICTIONS,
     SCHEDULES,
@@ -58,6 +60,37 @@ class DiffusionConfig:
     cond_dim: int = 0  # vector-conditional: cond [B, cond_dim]
     cfg_dropout: float = 0.0  # probability of dropping the condition in training (enables guidance)
 
+    def __post_init__(self) -> None:
+        self.image_size = tuple(int(s) for s in self.image_size)
+        self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        self.attention_levels = tuple(int(a) for a in self.attention_levels)
+        if self.dims not in (1, 2):
+            raise ConfigError(f"DiffusionConfig.dims: expected 1 or 2, got {self.dims}")
+        if self.dims == 2 and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ConfigError(f"DiffusionConfig.image_size: expected positive (H, W), got {self.image_size}")
+        if self.dims == 1 and self.length < 1:
+            raise ConfigError(f"DiffusionConfig.length: expected >= 1 for dims=1, got {self.length}")
+        if self.channels < 1 or self.base_channels < 1 or self.timesteps < 1:
+            raise ConfigError(
+                "DiffusionConfig.channels, base_channels, timesteps: expected positive integers"
+            )
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ConfigError(
+                f"DiffusionConfig.channel_mults: expected positive factors, got {self.channel_mults}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"DiffusionConfig.schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(
+                f"DiffusionConfig.prediction: expected one of {PREDICTIONS}, got {self.prediction!r}"
+            )
+        if self.num_classes and self.cond_dim:
+            raise ConfigError("DiffusionConfig.num_classes, cond_dim: expected one of them, not both")
+        if not 0.0 <= self.cfg_dropout < 1.0:
+            raise ConfigError(
+                f"DiffusionConfig.cfg_dropout: expected a value in [0, 1), got {self.cfg_dropout}"
+            )
+
 
 @register_model("diffusion")
 class Diffusion(nn.Module):
@@ -69,18 +102,6 @@ class Diffusion(nn.Module):
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        if cfg.dims not in (1, 2):
-            raise ValueError(f"DiffusionConfig.dims must be 1 or 2, got {cfg.dims}")
-        if cfg.schedule not in SCHEDULES:
-            raise ValueError(f"DiffusionConfig.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
-        if cfg.prediction not in PREDICTIONS:
-            raise ValueError(
-                f"DiffusionConfig.prediction must be one of {PREDICTIONS}, got {cfg.prediction!r}"
-            )
-        if cfg.num_classes and cfg.cond_dim:
-            raise ValueError("DiffusionConfig: use num_classes or cond_dim, not both")
-        if not 0.0 <= cfg.cfg_dropout < 1.0:
-            raise ValueError(f"DiffusionConfig.cfg_dropout must be in [0, 1), got {cfg.cfg_dropout}")
         self.sample_shape = self._sample_shape()
         self.unet = UNet(
             UNetConfig(
@@ -103,13 +124,8 @@ class Diffusion(nn.Module):
     def _sample_shape(self) -> tuple[int, ...]:
         cfg = self.config
         if cfg.dims == 2:
-            h, w = cfg.image_size
-            if h < 1 or w < 1:
-                raise ValueError(f"DiffusionConfig.image_size must be positive (H, W), got {cfg.image_size}")
-            return (cfg.channels, int(h), int(w))
-        if cfg.length < 1:
-            raise ValueError(f"DiffusionConfig.length must be >= 1 for dims=1, got {cfg.length}")
-        return (cfg.channels, int(cfg.length))
+            return (cfg.channels, *cfg.image_size)
+        return (cfg.channels, cfg.length)
 
     @property
     def conditional(self) -> bool:
@@ -148,18 +164,9 @@ class Diffusion(nn.Module):
         return u + guidance_scale * (c - u)
 
     # ---------------------------------------------------------------------------------- training
-    def _split(
-        self, batch: torch.Tensor | Sequence[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if isinstance(batch, torch.Tensor):
-            return batch, None
-        if len(batch) == 1:
-            return batch[0], None
-        return batch[0], batch[1]
-
     def training_loss(self, batch: torch.Tensor | Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """DDPM objective: MSE between the network output and the eps (or v) target at a random t."""
-        x0, cond = self._split(batch)
+        x0, cond = split_batch(batch, conditional=self.conditional)
         x0 = x0.float()
         if tuple(x0.shape[1:]) != self.sample_shape:
             raise ValueError(

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.errors import DataError
+from genforge.errors import ConfigError, DataError
+from genforge.models.batch import split_batch
 from genforge.models.blocks import TCN, apply_spectral_norm, crop_to, mlp, pad_to, padded_size
 from genforge.registry import register_model
 
@@ -65,27 +66,27 @@ class GANConfig:
         self.image_size = tuple(int(s) for s in self.image_size)
         self.output_spans = tuple((int(size), str(act)) for size, act in self.output_spans)
         if self.kind not in ("sequence", "image", "tabular"):
-            raise ValueError(f"GANConfig.kind: expected 'sequence', 'image' or 'tabular', got {self.kind!r}")
+            raise ConfigError(f"GANConfig.kind: expected 'sequence', 'image' or 'tabular', got {self.kind!r}")
         if self.loss not in ("wgan-gp", "ns", "hinge"):
-            raise ValueError(f"GANConfig.loss: expected 'wgan-gp', 'ns' or 'hinge', got {self.loss!r}")
+            raise ConfigError(f"GANConfig.loss: expected 'wgan-gp', 'ns' or 'hinge', got {self.loss!r}")
         if self.seq_arch not in ("tcn", "gru"):
-            raise ValueError(f"GANConfig.seq_arch: expected 'tcn' or 'gru', got {self.seq_arch!r}")
+            raise ConfigError(f"GANConfig.seq_arch: expected 'tcn' or 'gru', got {self.seq_arch!r}")
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"GANConfig.hidden: expected positive widths, got {self.hidden}")
+            raise ConfigError(f"GANConfig.hidden: expected positive widths, got {self.hidden}")
         if self.kind == "tabular":
             if self.in_features < 1:
-                raise ValueError("GANConfig.in_features: tabular needs the number of features (> 0)")
+                raise ConfigError("GANConfig.in_features: tabular needs the number of features (> 0)")
             for size, act in self.output_spans:
                 if act not in SPAN_ACTIVATIONS or size < 1:
-                    raise ValueError(f"GANConfig.output_spans: bad span [{size}, {act!r}]; "
+                    raise ConfigError(f"GANConfig.output_spans: bad span [{size}, {act!r}]; "
                                      f"expected [size > 0, one of {SPAN_ACTIVATIONS}]")
             total = sum(size for size, _ in self.output_spans)
             if self.output_spans and total != self.in_features:
-                raise ValueError(
+                raise ConfigError(
                     f"GANConfig.output_spans: sizes sum to {total}, in_features is {self.in_features}"
                 )
             if self.pac < 1:
-                raise ValueError("GANConfig.pac: expected >= 1")
+                raise ConfigError("GANConfig.pac: expected >= 1")
 
 
 # ---------------------------------------------------------------------- sequence players
@@ -266,10 +267,7 @@ class GAN(nn.Module):
     def split_batch(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A batch is x or (x, cond); with cond_dim=0 extra items (e.g. labels) are ignored.
         The tabular critic's PacGAN packing drops the batch's remainder modulo ``pac``."""
-        if isinstance(batch, list | tuple):
-            x, cond = batch[0], (batch[1] if self.config.cond_dim > 0 and len(batch) > 1 else None)
-        else:
-            x, cond = batch, None
+        x, cond = split_batch(batch, conditional=self.config.cond_dim > 0)
         x = x.float()
         c = self.config
         if c.kind == "sequence":  # any length

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genforge.errors import GenforgeError
+from genforge.errors import ConfigError, GenforgeError
 from genforge.registry import register_model
 
 
@@ -52,13 +52,13 @@ class GPTConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if int(getattr(self, name)) < 1:
-                raise GenforgeError(f"GPTConfig.{name} = {getattr(self, name)}; expected a positive integer")
+                raise ConfigError(f"GPTConfig.{name} = {getattr(self, name)}; expected a positive integer")
         if self.n_embd % self.n_head:
-            raise GenforgeError(
+            raise ConfigError(
                 f"GPTConfig.n_embd = {self.n_embd} is not divisible by n_head = {self.n_head}"
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise GenforgeError(f"GPTConfig.dropout = {self.dropout}; expected a value in [0, 1)")
+            raise ConfigError(f"GPTConfig.dropout = {self.dropout}; expected a value in [0, 1)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -361,10 +361,6 @@ class UNet(nn.Module):
         self.conv_act = nn.SiLU()
         self.conv_out = _conv(cfg.dims, ch[0], cfg.out_channels)
 
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.config.block_out_channels) - 1)
-
     def embed(
         self,
         t: torch.Tensor | int | float,

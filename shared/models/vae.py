@@ -20,7 +20,7 @@ learning rate does not depend on the data size.
 
 Public helpers that suites build on (keep them stable): ``nll(params, x)`` (per-element NLL),
 ``kl(mu, logvar)``, ``log_sigma`` (clamp with ``LOG_SIGMA_MIN`` / ``LOG_SIGMA_MAX``), ``to_data``,
-``n_elements`` and ``split_batch``.
+and ``n_elements``; batches are read by :func:`genforge.models.batch.split_batch`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.errors import DataError
+from genforge.errors import ConfigError, DataError
+from genforge.models.batch import split_batch
 from genforge.models.blocks import crop_to, down_stage, group_norm, mlp, pad_to, padded_size, up_stage
 from genforge.registry import register_model
 
@@ -61,22 +62,22 @@ class VAEConfig:
         self.hidden = tuple(int(h) for h in self.hidden)
         self.image_size = tuple(int(s) for s in self.image_size)
         if self.kind not in ("conv1d", "conv2d", "mlp"):
-            raise ValueError(f"VAEConfig.kind: expected 'conv1d', 'conv2d' or 'mlp', got {self.kind!r}")
+            raise ConfigError(f"VAEConfig.kind: expected 'conv1d', 'conv2d' or 'mlp', got {self.kind!r}")
         if self.likelihood not in ("gaussian", "bernoulli", "categorical"):
-            raise ValueError(
+            raise ConfigError(
                 "VAEConfig.likelihood: expected 'gaussian', 'bernoulli' or 'categorical', "
                 f"got {self.likelihood!r}"
             )
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"VAEConfig.hidden: expected positive widths, got {self.hidden}")
+            raise ConfigError(f"VAEConfig.hidden: expected positive widths, got {self.hidden}")
         if self.kind == "conv1d" and self.length < 1:
-            raise ValueError("VAEConfig.length: conv1d needs the sequence length (> 0)")
+            raise ConfigError("VAEConfig.length: conv1d needs the sequence length (> 0)")
         if self.kind == "conv2d" and (len(self.image_size) != 2 or min(self.image_size) < 1):
-            raise ValueError(f"VAEConfig.image_size: conv2d needs (H, W) > 0, got {self.image_size}")
+            raise ConfigError(f"VAEConfig.image_size: conv2d needs (H, W) > 0, got {self.image_size}")
         if self.kind == "mlp" and self.in_features < 1:
-            raise ValueError("VAEConfig.in_features: mlp needs the number of features (> 0)")
+            raise ConfigError("VAEConfig.in_features: mlp needs the number of features (> 0)")
         if self.likelihood == "categorical" and self.in_channels < 2:
-            raise ValueError("VAEConfig.in_channels: categorical needs the number of classes K >= 2")
+            raise ConfigError("VAEConfig.in_channels: categorical needs the number of classes K >= 2")
 
 
 @register_model("vae")
@@ -276,18 +277,10 @@ class VAE(nn.Module):
         return self.to_data(self.decode(z, cond), stochastic=stochastic)
 
     # ------------------------------------------------------------------ training
-    def split_batch(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A batch is x or (x, cond); with cond_dim=0 extra items (e.g. labels) are ignored."""
-        if isinstance(batch, list | tuple):
-            x = batch[0]
-            cond = batch[1] if self.config.cond_dim > 0 and len(batch) > 1 else None
-            return x, cond
-        return batch, None
-
     def training_loss(self, batch) -> dict[str, torch.Tensor]:
         """loss = mean over the batch of (rec + beta * kl) / elements per sample; logs rec and kl
         (per-sample sums, batch means)."""
-        x, cond = self.split_batch(batch)
+        x, cond = split_batch(batch, conditional=self.config.cond_dim > 0)
         terms = self.elbo_terms(x, cond)
         rec, kl = terms["rec"].mean(), terms["kl"].mean()
         loss = (rec + self.config.beta * kl) / self.n_elements

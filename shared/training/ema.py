@@ -1,8 +1,13 @@
 """Exponential moving average of a model's weights (used by diffusion and GAN generators especially).
 
-The shadow copy follows ``shadow = decay * shadow + (1 - decay) * param`` after every optimizer
-step; buffers (e.g. batch-norm statistics) are copied as they are. Float tensors are averaged in
-fp32 even when the model trains in lower precision.
+What the code does: the shadow starts as a copy of the model's whole ``state_dict`` (parameters and
+buffers) and, after every optimizer step, every floating-point entry follows
+``shadow = decay * shadow + (1 - decay) * value`` - float buffers such as batch-norm running
+statistics are averaged like the weights; only non-float entries (e.g. ``num_batches_tracked``) are
+copied as they are. The decay is constant from the first step (no warm-up or bias correction), so
+with decay d the shadow still leans on the initial weights for roughly 1 / (1 - d) steps. Shadow
+tensors are float32 (whatever the model's dtype), on the model's device; ``copy_to`` casts them back
+into the model's own tensors.
 """
 
 from __future__ import annotations

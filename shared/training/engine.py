@@ -2,14 +2,16 @@
 
 * likelihood loop (vae, transformer, diffusion, anything with ``training_loss``): one AdamW step on
   ``training_loss(batch)["loss"]`` per step;
-* adversarial loop (family ``"gan"``): per step ``config.n_critic`` discriminator updates on
-  ``discriminator_loss`` (a fresh batch each), then one generator update on ``generator_loss``
-  (reusing the last batch, for its size and conditioning); two Adam optimizers (``lr``, ``lr_d``).
+* adversarial loop (any model with ``discriminator_loss``, e.g. the GAN): per step ``n_critic``
+  (from the model's config) discriminator updates on ``discriminator_loss`` (a fresh batch each),
+  then one generator update on ``generator_loss`` (reusing the last batch, for its size and
+  conditioning); two Adam optimizers (``lr``, ``lr_d``).
 
 Around the loops: device and bf16 autocast policy (:mod:`genforge.devices`), gradient clipping, an
 optional EMA of the weights (validated on, copied in at the end), constant or cosine learning rate
 with linear warm-up, validation every ``val_every`` steps with early stopping that restores the best
-weights, a tqdm bar, a history of averaged loss terms, and resumable checkpoints in ``out_dir``.
+weights, a progress bar (also shown in log files: :mod:`genforge.training.progress`), a history of
+averaged loss terms, and resumable checkpoints in ``out_dir``.
 
 Data order is a pure function of ``(seed, epoch, position)``: each epoch is shuffled by a
 DistributedSampler seeded with ``seed`` and the epoch number, so a resumed run skips exactly the
@@ -39,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,14 +52,14 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, TensorDataset
-from tqdm.auto import tqdm
 
 from genforge import checkpoints
 from genforge.devices import autocast, autocast_dtype, pick_device, seed_everything
-from genforge.errors import DataError, GenforgeError
+from genforge.errors import ConfigError, DataError, GenforgeError
 from genforge.training import distributed as dist_utils
 from genforge.training.ema import EMA
-from genforge.training.state import load_state, save_state
+from genforge.training.progress import progress_bar
+from genforge.training.state import read_trainer_state, write_trainer_state
 
 STATE_FILE = "trainer_state.safetensors"
 SCHEDULES = ("constant", "cosine")
@@ -92,6 +93,9 @@ class TrainConfig:
     num_workers: int = 0
     drop_last: bool = True
 
+    def __post_init__(self) -> None:
+        _check_config(self)
+
 
 @dataclass
 class TrainResult:
@@ -115,7 +119,7 @@ def _check_config(cfg: TrainConfig) -> None:
         if value is None and allow_none:
             return
         if not isinstance(value, int | float) or value <= 0:
-            raise GenforgeError(f"TrainConfig.{name}={value!r}: expected a positive number")
+            raise ConfigError(f"TrainConfig.{name}={value!r}: expected a positive number")
 
     positive("batch_size")
     positive("lr")
@@ -125,15 +129,15 @@ def _check_config(cfg: TrainConfig) -> None:
     if cfg.epochs is None:
         positive("max_steps")
     if cfg.lr_schedule not in SCHEDULES:
-        raise GenforgeError(
+        raise ConfigError(
             f"TrainConfig.lr_schedule={cfg.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}"
         )
     if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:
-        raise GenforgeError(f"TrainConfig.ema_decay={cfg.ema_decay!r}: expected a number in (0, 1)")
+        raise ConfigError(f"TrainConfig.ema_decay={cfg.ema_decay!r}: expected a number in (0, 1)")
     if cfg.patience is not None and cfg.patience < 1:
-        raise GenforgeError(f"TrainConfig.patience={cfg.patience!r}: expected a positive integer or None")
+        raise ConfigError(f"TrainConfig.patience={cfg.patience!r}: expected a positive integer or None")
     if cfg.warmup_steps < 0:
-        raise GenforgeError(f"TrainConfig.warmup_steps={cfg.warmup_steps!r}: expected 0 or more")
+        raise ConfigError(f"TrainConfig.warmup_steps={cfg.warmup_steps!r}: expected 0 or more")
     autocast_dtype(torch.device("cpu"), cfg.precision)  # validates the name
 
 
@@ -350,8 +354,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig | None = None, **overrides: Any) -> None:
-        self.config = dataclasses.replace(config or TrainConfig(), **overrides)
-        _check_config(self.config)
+        self.config = dataclasses.replace(config or TrainConfig(), **overrides)  # validated in __post_init__
 
     def fit(self, model: nn.Module, train_data: Any, val_data: Any = None) -> TrainResult:
         """Train ``model`` in place (resuming from ``out_dir`` when asked) and return the result."""
@@ -374,7 +377,9 @@ class _Run:
         self.device, self.rank, self.main = device, dist_utils.rank(), dist_utils.is_main()
         seed_everything(cfg.seed + self.rank)
 
-        self.adversarial = getattr(model, "family", None) == "gan"
+        # The loop follows what the model can do, not its family name: a suite's own adversarial model
+        # only has to offer discriminator_loss / generator_loss.
+        self.adversarial = hasattr(model, "discriminator_loss")
         _check_model(model, self.adversarial)
         n_critic = getattr(getattr(model, "config", None), "n_critic", 1)
         self.n_critic = max(1, int(n_critic)) if self.adversarial else 1
@@ -422,14 +427,7 @@ class _Run:
         sums: dict[str, torch.Tensor] = {}
         n_summed = 0
         name = getattr(type(self.model), "registry_name", type(self.model).__name__)
-        bar = tqdm(
-            total=self.total,
-            initial=self.step,
-            desc=f"train {name}",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            disable=None if (cfg.progress and self.main) else True,
-        )
+        bar = progress_bar(self.total, f"train {name}", enabled=cfg.progress and self.main, initial=self.step)
         try:
             while self.step < self.total and not self.stopped:
                 terms = self._adversarial_step() if self.adversarial else self._likelihood_step()
@@ -590,7 +588,7 @@ class _Run:
         rng_by_rank = dist_utils.gather_to_main(_rng_state(self.device))  # collective: before the rank check
         if not self.main:
             return
-        save_state(
+        write_trainer_state(
             self.out_dir / STATE_FILE,
             {
                 "format": "genforge-trainer",
@@ -621,7 +619,7 @@ class _Run:
                 checkpoints.save(self.model, self.out_dir, extra=extra)
 
     def _restore(self, path: Path) -> None:
-        saved = load_state(path)
+        saved = read_trainer_state(path)
         try:
             self.model.load_state_dict(saved["model"])
             for opt, opt_state in zip(self.optimizers, saved["optimizers"], strict=True):

@@ -71,7 +71,7 @@ def _hashable(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
-def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+def write_trainer_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts/lists of tensors and JSON values) atomically to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = pack(state, tensors)
@@ -82,8 +82,8 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a state written by :func:`save_state`; a bad file is a :class:`CheckpointError`."""
+def read_trainer_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state written by :func:`write_trainer_state`; a bad file is a :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: trainer state file missing")

@@ -15,7 +15,7 @@ from engine_helpers import TiedConfig, TinyMLP, TinyMLPConfig, TinyTied
 import genforge
 from genforge.checkpoints import CheckpointError, load_extra
 from genforge.errors import GenforgeError
-from genforge.training.state import load_state, save_state
+from genforge.training.state import read_trainer_state, write_trainer_state
 
 
 def _mlp(seed: int = 0, hidden: int = 16) -> TinyMLP:
@@ -60,9 +60,33 @@ def test_gpt_with_tied_head_round_trips(tmp_path: Path) -> None:
     )
 
 
-def test_load_moves_to_device(tmp_path: Path) -> None:
-    genforge.save(_mlp(), tmp_path)
-    assert next(genforge.load(tmp_path, device="cpu").parameters()).device.type == "cpu"
+def _devices(model: torch.nn.Module) -> set[str]:
+    return {t.device.type for t in [*model.parameters(), *model.buffers()]}
+
+
+def test_load_defaults_to_cpu_and_honours_a_requested_device(tmp_path: Path) -> None:
+    """No device: every tensor on the CPU (whatever the machine has); a device asked for is used."""
+    from genforge.models.gan import GAN, GANConfig
+
+    torch.manual_seed(0)
+    model = GAN(GANConfig(kind="tabular", in_features=3, hidden=(8,), spectral_norm=True))  # has buffers
+    assert list(model.buffers())
+    genforge.save(model, tmp_path)
+    saved = model.state_dict()
+
+    default = genforge.load(tmp_path)
+    assert _devices(default) == {"cpu"}
+    for name, value in default.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+
+    on_meta = genforge.load(tmp_path, device=torch.device("meta"))  # a device other than the default
+    assert _devices(on_meta) == {"meta"}
+
+    if torch.cuda.is_available():
+        on_gpu = genforge.load(tmp_path, device="cuda")
+        assert _devices(on_gpu) == {"cuda"}
+        for name, value in on_gpu.state_dict().items():
+            assert torch.equal(value.cpu(), saved[name]), name
 
 
 def test_missing_folder_and_files(tmp_path: Path) -> None:
@@ -156,7 +180,7 @@ def test_pickle_payload_is_never_executed(tmp_path: Path) -> None:
         genforge.load(tmp_path / "ckpt")
     (tmp_path / "state.safetensors").write_bytes(payload)
     with pytest.raises(CheckpointError, match="trainer state"):
-        load_state(tmp_path / "state.safetensors")
+        read_trainer_state(tmp_path / "state.safetensors")
     assert not marker.exists()
 
 
@@ -175,8 +199,8 @@ def test_trainer_state_round_trip(tmp_path: Path) -> None:
         "history": [{"step": 1, "loss": float("nan")}],
         "best": None,
     }
-    save_state(tmp_path / "s.safetensors", state)
-    back = load_state(tmp_path / "s.safetensors")
+    write_trainer_state(tmp_path / "s.safetensors", state)
+    back = read_trainer_state(tmp_path / "s.safetensors")
     assert back["opt"]["param_groups"][0]["betas"] == (0.5, 0.9)
     assert set(back["opt"]["state"]) == set(opt.state_dict()["state"])  # int keys kept
     torch.testing.assert_close(back["opt"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import genforge
-from genforge import demo
+from genforge import demo, recipes
 from genforge.cli import main
 from genforge.datasets import load_dataset
 
@@ -40,7 +40,7 @@ def test_quick_demo_writes_measured_results(tmp_path):
     assert abs(gpt["unigram_entropy"] - 3.34) < 0.02  # Hamlet's characters: 3.34 nats
     assert (out / gpt["samples"]).read_text().startswith("HAMLET:")
     report = (out / "report.md").read_text()
-    for family in demo.FAMILIES:
+    for family in recipes.FAMILIES:
         assert f"| {family} |" in report
     print(f"genforge demo --quick: {seconds:.1f} s")
 
@@ -51,7 +51,7 @@ def test_digit_judge_separates_real_from_noise_and_prototypes():
     judge = demo.digit_classifier(digits.x[train], digits.y[train])
     assert demo.class_accuracy(judge, digits.x[test], digits.y[test]) > 0.95
     noise = torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    labels = demo.class_labels(500, 10)
+    labels = recipes.class_labels(500, 10)
     assert demo.class_accuracy(judge, noise, labels) < 0.3  # random images: near chance
 
     real_spread = demo.within_class_spread(digits.x, digits.y)

@@ -30,7 +30,7 @@ from genforge.errors import DataError, GenforgeError
 from genforge.training import TrainConfig, Trainer, TrainResult
 from genforge.training.ema import EMA
 from genforge.training.engine import STATE_FILE
-from genforge.training.state import load_state
+from genforge.training.state import read_trainer_state
 
 HELPER = Path(__file__).with_name("engine_helpers.py")
 
@@ -151,7 +151,7 @@ def test_ema_weights_are_copied_in(tmp_path: Path) -> None:
     x, y = regression_data()
     model = _mlp()
     Trainer(_cfg(max_steps=40, ema_decay=0.9, val_every=None, out_dir=tmp_path)).fit(model, (x, y))
-    state = load_state(tmp_path / STATE_FILE)
+    state = read_trainer_state(tmp_path / STATE_FILE)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, state["ema"][key])  # final weights are the EMA weights
     assert not torch.equal(state["model"]["net.0.weight"], state["ema"]["net.0.weight"])
@@ -190,7 +190,7 @@ def test_checkpoint_and_idempotent_resume(tmp_path: Path) -> None:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in again_model.state_dict().items())
     # resume=False starts over and overwrites
     fresh = Trainer(cfg, resume=False, max_steps=5).fit(_mlp(), (x, y))
-    assert fresh.steps == 5 and load_state(tmp_path / STATE_FILE)["step"] == 5
+    assert fresh.steps == 5 and read_trainer_state(tmp_path / STATE_FILE)["step"] == 5
 
 
 def test_resume_into_another_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path: Path
         victim.send_signal(signal.SIGKILL)
         victim.wait()
     assert victim.returncode == -signal.SIGKILL
-    interrupted_at = load_state(killed / STATE_FILE)["step"]
+    interrupted_at = read_trainer_state(killed / STATE_FILE)["step"]
     assert 0 < interrupted_at < 60, interrupted_at
 
     rerun = _run_helper(killed)
@@ -283,7 +283,7 @@ def test_validation_does_not_change_the_training_run(tmp_path: Path) -> None:
         model = vae_mod.VAE(vae_mod.VAEConfig(kind="mlp", in_features=6, latent_dim=2, hidden=(16,)))
         cfg = _cfg(max_steps=20, val_every=val_every, out_dir=tmp_path / str(i))
         result = Trainer(cfg).fit(model, data[:64], val_data=data[64:] if val_every else None)
-        raw.append(load_state(tmp_path / str(i) / STATE_FILE)["model"])
+        raw.append(read_trainer_state(tmp_path / str(i) / STATE_FILE)["model"])
         vals.append([h["val_loss"] for h in result.history if "val_loss" in h])
     assert all(torch.equal(raw[0][k], raw[1][k]) for k in raw[0])
     assert vals[1] == vals[2] and len(vals[1]) == 4  # validation noise is fixed: repeatable
