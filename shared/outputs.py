@@ -112,6 +112,44 @@ def _clear(directory: Path) -> None:
             child.unlink()
 
 
+def _decide(out: Path, kind: str, settings: dict[str, Any], overwrite: bool, resume: bool,
+            option: str) -> str:
+    """What claiming ``out`` means: ``"new"``, ``"clear"`` (replace its contents) or ``"resume"``."""
+    check_writable(out, option=option, folder=True)
+    contents = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not contents:
+        return "new"
+    manifest = read_manifest(out)
+    if manifest is None or manifest.get("kind") != kind:
+        if overwrite:
+            return "clear"
+        what = (f"a {manifest['kind']!r} job" if manifest
+                else f"files it did not write ({_some(contents)})")
+        raise GenforgeError(
+            f"{option} {out}: holds {what}; expected an empty or new folder, or this job's own "
+            f"unfinished run of {kind!r} (add --overwrite to replace it)"
+        )
+    diff = settings_diff(manifest.get("settings") or {}, settings)
+    if diff and not overwrite:
+        raise GenforgeError(
+            f"{out / MANIFEST}: saved settings differ from this call ({'; '.join(diff)}); expected "
+            "the same settings to resume (or add --overwrite to start afresh, or another --out)"
+        )
+    return "clear" if overwrite or not resume else "resume"
+
+
+def check_claim(
+    out: str | os.PathLike[str],
+    kind: str,
+    settings: dict[str, Any],
+    overwrite: bool = False,
+    resume: bool = True,
+    option: str = "--out",
+) -> None:
+    """Raise now what :func:`claim` would raise later, touching nothing: for jobs that write at the end."""
+    _decide(Path(out), kind, settings, overwrite, resume, option)
+
+
 def claim(
     out: str | os.PathLike[str],
     kind: str,
@@ -125,35 +163,14 @@ def claim(
     ``created``: the folder did not exist before this call. ``resuming``: it holds an earlier run of the
     same job with the same settings, which the job may continue.
     """
-    out = check_writable(out, option=option, folder=True)
+    out = Path(out)
     existed = out.is_dir()
-    contents = sorted(p.name for p in out.iterdir()) if existed else []
-    manifest = read_manifest(out) if existed else None
-    resuming = False
-    if contents:
-        if manifest is None or manifest.get("kind") != kind:
-            if not overwrite:
-                what = (f"a {manifest['kind']!r} job" if manifest
-                        else f"files it did not write ({_some(contents)})")
-                raise GenforgeError(
-                    f"{option} {out}: holds {what}; expected an empty or new folder, or this job's own "
-                    f"unfinished run of {kind!r} (add --overwrite to replace it)"
-                )
-            _clear(out)
-        else:
-            diff = settings_diff(manifest.get("settings") or {}, settings)
-            if diff and not overwrite:
-                raise GenforgeError(
-                    f"{out / MANIFEST}: saved settings differ from this call ({'; '.join(diff)}); expected "
-                    "the same settings to resume (or add --overwrite to start afresh, or another --out)"
-                )
-            if overwrite or not resume:
-                _clear(out)
-            else:
-                resuming = True
+    action = _decide(out, kind, settings, overwrite, resume, option)
+    if action == "clear":
+        _clear(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / MANIFEST, {"format": FORMAT, "kind": kind, "settings": _comparable(settings)})
-    return (not existed, resuming)
+    return (not existed, action == "resume")
 
 
 def _some(names: list[str]) -> str:

@@ -73,21 +73,36 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model folder to write"),
     peaks: str = typer.Option("reference", "--peaks", help="Beat positions: reference (.atr) or detect"),
     architecture: str = ARCHITECTURE_OPTION,
-    max_steps: int = typer.Option(800, "--max-steps", help="Training steps"),
+    max_steps: int = typer.Option(800, "--max-steps", min=1, help="Training steps"),
     target_far: float = typer.Option(0.01, "--target-far", help="False-alarm rate on held-out normal beats"),
     noise_scaling: bool = NOISE_SCALING_OPTION,
     patient_weight: float = PATIENT_WEIGHT_OPTION,
     seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace whatever --out holds (another model, other settings)"
+    ),
 ) -> None:
-    """Train the detector on the normal beats (reference annotations decide) of the named records."""
+    """Train the detector on the normal beats (reference annotations decide) of the named records.
+
+    A folder holding anything else (another model, a model trained with other settings) is refused unless
+    --overwrite is given; nothing is written before the model is trained."""
     _threads()
     from genforge.ecg.data import data_root, parse_records_option
     from genforge.ecg.models import ECGAnomalyDetector
     from genforge.ecg.preprocess import load_beats
     from genforge.errors import GenforgeError
+    from genforge.outputs import check_claim, output_job
     from genforge.training import distributed as dist
 
+    if not 0.0 < target_far < 1.0:
+        raise GenforgeError(f"--target-far {target_far}: expected a false-alarm rate between 0 and 1")
+    if patient_weight < 0:
+        raise GenforgeError(f"--patient-weight {patient_weight}: expected 0 or more")
     root = data_root(data)
+    job = {"data": str(Path(root).resolve()), "records": records, "peaks": peaks,
+           "architecture": architecture, "max_steps": max_steps, "target_far": target_far,
+           "noise_scaling": noise_scaling, "patient_weight": patient_weight, "seed": seed}
+    check_claim(out, "genforge ecg train", job, overwrite=overwrite, resume=False)  # before any work
     names = parse_records_option(records, root)
     beats = load_beats(root, names, peaks=peaks)
     normal = beats[beats["aami"] == "N"].reset_index(drop=True)
@@ -106,7 +121,8 @@ def train(
         progress=True,
     ).fit(normal)
     if dist.is_main():
-        det.save(out)
+        with output_job(out, "genforge ecg train", job, overwrite=overwrite, resume=False):
+            det.save(out)
         typer.echo(
             f"model written to {out} (threshold {det.threshold_:.3f} for {target_far:.1%} false alarms)"
         )

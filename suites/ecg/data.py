@@ -229,6 +229,7 @@ def read_wfdb(
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for garbage headers
         raise DataError(f"{hea}: not a readable WFDB header ({_short(exc)})") from None
+    _check_signal_count(hea, header)
     fs_src = float(header.fs or 0)
     _check_fs(fs_src, hea)
     if not header.sig_name or not header.n_sig:
@@ -492,6 +493,24 @@ def _check_fs(fs: float, where: object) -> None:
     if not math.isfinite(fs) or not MIN_FS <= fs <= MAX_FS:
         raise DataError(
             f"{where}: sampling rate {fs:g} Hz is implausible for an ECG; expected {MIN_FS:g}-{MAX_FS:g} Hz"
+        )
+
+
+def _check_signal_count(hea: Path, header: object) -> None:
+    """The record line's signal count must match the signal lines that follow it (else wfdb fails later,
+    blaming the signal file)."""
+    try:
+        lines = [ln.strip() for ln in hea.read_text(encoding="latin-1").splitlines()]
+    except OSError as exc:
+        raise DataError(f"{hea}: header file could not be read ({_short(exc)})") from None
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not lines or "/" in lines[0].split()[0]:
+        return  # multi-segment records list segments, not signals
+    declared, listed = int(getattr(header, "n_sig", 0) or 0), len(lines) - 1
+    if declared != listed or len(getattr(header, "file_name", None) or []) != declared:
+        raise DataError(
+            f"{hea}: record line declares {declared} signal(s) but {listed} signal line(s) follow; expected "
+            "the count on the first line to match the signal lines"
         )
 
 

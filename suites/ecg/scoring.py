@@ -13,7 +13,9 @@ when the output lives in the records' folder.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from genforge.ecg.models import ECGAnomalyDetector
 from genforge.ecg.preprocess import beat_table
 from genforge.errors import GenforgeError
 from genforge.io import atomic_path, write_table_atomic, write_text_atomic
+from genforge.outputs import check_writable
 
 OUT_COLS = [
     "record",
@@ -40,6 +43,7 @@ OUT_COLS = [
     "shape_score",
     "timing_score",
     "patient_score",  # distance to the training beats of the same record; NaN for records not in training
+    "path",  # the record's file (records are identified by path: two 100s in different folders differ)
 ]
 ANN_EXT = "gfa"
 
@@ -122,8 +126,13 @@ def score_records(
         raise GenforgeError(f"--out {out}: expected a .parquet file name")
     if out.is_dir():
         raise GenforgeError(f"--out {out}: is a folder; expected a .parquet file name")
+    check_writable(out, "--out", folder=False)
+    if threshold is not None and not math.isfinite(threshold):
+        raise GenforgeError(f"--threshold {threshold}: expected a finite number")
     records = resolve_records(list(paths))
     keys = _unique_keys(records)
+    ann_names = annotation_names(keys, echo)  # before any work: every record gets its own annotation file
+    stamps = {key: content_fingerprint(rec) for key, rec in zip(keys, records, strict=True)}
     detector = ECGAnomalyDetector.load(model_dir)
     fp = model_fingerprint(model_dir, threshold, peaks, lead, fs)
     parts_dir = Path(work_dir) if work_dir else out.with_name(out.name + ".parts")
@@ -134,14 +143,15 @@ def score_records(
     mine = list(dist.shard(list(zip(keys, records, strict=True))))
     bar = tqdm(mine, desc="score", unit="record", disable=None if progress else True)
     for key, rec in bar:
-        part = parts_dir / f"{key}.parquet"
-        error = parts_dir / f"{key}.error.txt"
+        part = parts_dir / f"{key}.{stamps[key]}.parquet"
+        error = parts_dir / f"{key}.{stamps[key]}.error.txt"
         if part.exists():
             report.resumed.append(key)
             continue
         bar.set_postfix_str(key)
         try:
             table = score_record(detector, rec, lead=lead, fs=fs, peaks=peaks, threshold=threshold)
+            table["record"], table["path"] = key, str(rec)
         except GenforgeError as exc:
             write_text_atomic(error, str(exc))
             continue
@@ -155,7 +165,7 @@ def score_records(
         return report
     frames = []
     for key in keys:
-        part, error = parts_dir / f"{key}.parquet", parts_dir / f"{key}.error.txt"
+        part, error = parts_dir / f"{key}.{stamps[key]}.parquet", parts_dir / f"{key}.{stamps[key]}.error.txt"
         if part.exists():
             frames.append(pd.read_parquet(part))
         elif error.exists():
@@ -167,7 +177,7 @@ def score_records(
         table = pd.concat(frames, ignore_index=True).reindex(columns=OUT_COLS)  # parts of older versions
         table.attrs = {}
         write_table_atomic(out, table)
-        write_annotations(table, out.parent)
+        write_annotations(table, out.parent, names=ann_names)
         report.n_records = len(frames)
         report.n_beats, report.n_flagged = len(table), int(table["flag"].sum())
     work_root = parts_dir.parent if parts_dir.parent.name.endswith(".parts") else parts_dir
@@ -176,14 +186,66 @@ def score_records(
     return report
 
 
-def write_annotations(table: pd.DataFrame, directory: Path) -> list[Path]:
-    """One WFDB annotation file ``<record>.gfa`` per record with its flagged beats (comment + score)."""
+def content_fingerprint(record: str | os.PathLike[str]) -> str:
+    """A short hash of what a record's files hold now: size, mtime, and the bytes of their start, middle
+    and end (the header and a sample of the data). A part file is reused only for the same content, so a
+    record replaced after a failed run is scored again."""
+    path = Path(record)
+    files = [path] if path.suffix.lower() in {".csv", ".parquet", ".pq"} else [
+        path.with_name(path.name + ext) for ext in (".hea", ".dat", ".atr")
+    ]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        try:
+            st = f.stat()
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+            with open(f, "rb") as fh:
+                for offset in sorted({0, max(0, st.st_size // 2 - 32768), max(0, st.st_size - 65536)}):
+                    fh.seek(offset)
+                    h.update(fh.read(65536))
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()[:12]
+
+
+def wfdb_name(name: str) -> str:
+    """``name`` as WFDB accepts a record name: letters, digits, ``_`` and ``-`` (others become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "record"
+
+
+def annotation_names(keys: list[str], echo: Callable[[str], None] = print) -> dict[str, str]:
+    """Record key -> annotation file stem, WFDB-safe and distinct; says which names were changed."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in keys:
+        name = base = wfdb_name(key)
+        n = 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names[key] = name
+        if name != key:
+            echo(f"note: record {key!r}: annotation file named {name}.{ANN_EXT} (WFDB names take letters, "
+                 "digits, _ and -)")
+    return names
+
+
+def write_annotations(
+    table: pd.DataFrame, directory: Path, names: dict[str, str] | None = None
+) -> list[Path]:
+    """One WFDB annotation file ``<record>.gfa`` per record with its flagged beats (comment + score).
+
+    ``names`` maps a record to its file stem (default: the record, made WFDB-safe by :func:`wfdb_name`).
+    """
     import wfdb
 
     written = []
     for record, group in table.groupby("record", sort=False):
         flagged = group[group["flag"]]
-        target = directory / f"{record}.{ANN_EXT}"
+        stem = (names or {}).get(str(record)) or wfdb_name(str(record))
+        target = directory / f"{stem}.{ANN_EXT}"
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
             samples = flagged["sample"].to_numpy(np.int64)
             if len(samples) == 0:  # wrann cannot write an empty file; keep a one-line text marker out
@@ -191,7 +253,7 @@ def write_annotations(table: pd.DataFrame, directory: Path) -> list[Path]:
                     target.unlink()
                 continue
             wfdb.wrann(
-                str(record),
+                stem,
                 ANN_EXT,
                 samples,
                 symbol=['"'] * len(samples),
@@ -199,17 +261,25 @@ def write_annotations(table: pd.DataFrame, directory: Path) -> list[Path]:
                 write_dir=tmp,
             )
             with atomic_path(target) as final:
-                shutil.copyfile(Path(tmp) / f"{record}.{ANN_EXT}", final)
+                shutil.copyfile(Path(tmp) / f"{stem}.{ANN_EXT}", final)
         written.append(target)
     return written
 
 
 def _unique_keys(records: list[Path]) -> list[str]:
-    keys, seen = [], {}
-    for rec in records:
-        key = rec.stem if rec.suffix.lower() in {".csv", ".parquet", ".pq"} else rec.name
-        seen[key] = seen.get(key, 0) + 1
-        keys.append(key if seen[key] == 1 else f"{key}_{seen[key]}")
+    """One distinct key per record path: its name, or ``<folder>_<name>`` where names clash."""
+    names = [rec.stem if rec.suffix.lower() in {".csv", ".parquet", ".pq"} else rec.name for rec in records]
+    resolved = [rec.resolve() for rec in records]
+    keys, seen = [], set()
+    for rec, name, full in zip(records, names, resolved, strict=True):
+        clash = sum(1 for other, n in zip(resolved, names, strict=True) if n == name and other != full)
+        key = base = f"{rec.parent.name}_{name}" if clash else name
+        n = 1
+        while key in seen:
+            n += 1
+            key = f"{base}_{n}"
+        seen.add(key)
+        keys.append(key)
     return keys
 
 
