@@ -107,6 +107,12 @@ class SuiteEstimator(BaseEstimator):
         """(params, state) of a checkpoint written at ``version`` (override to read older versions)."""
         return dict(extra.get("params") or {}), dict(extra.get("state") or {})
 
+    @classmethod
+    def _checkpoint_estimator(cls, extra: dict[str, Any]) -> str | None:
+        """The estimator class a checkpoint's ``extra`` names (override to recognise an older layout
+        that named it otherwise; such a checkpoint has no ``state_version`` and is read as version 1)."""
+        return extra.get("estimator")
+
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the estimator to ``directory``: ``model.safetensors`` + ``config.json`` (+ array files)."""
         import genforge
@@ -133,7 +139,7 @@ class SuiteEstimator(BaseEstimator):
 
         directory = Path(directory)
         extra = load_extra(directory)
-        name = extra.get("estimator")
+        name = cls._checkpoint_estimator(extra)
         if name != cls.__name__ and name not in cls.checkpoint_names:
             raise CheckpointError(
                 f"{directory}: field 'extra.estimator' is {name!r}; expected a {cls.__name__} checkpoint"

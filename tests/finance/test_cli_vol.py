@@ -9,7 +9,7 @@ import pytest
 from test_volatility import simulated_prices  # tests/finance is on sys.path (rootdir-less prepend mode)
 
 from genforge.cli import main
-from genforge.finance.cli import run_demo
+from genforge.finance.demo import run_demo
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,11 @@ def run(args, capsys):
 
 def test_train_then_forecast_with_the_saved_model(tmp_path, prices_csv, capsys):
     model_dir = tmp_path / "model"
-    code, out, err = run(["train-vol", prices_csv, "--out", model_dir, "--steps", "30"], capsys)
+    code, out, err = run(["vol", "train", prices_csv, "--out", model_dir, "--steps", "30"], capsys)
     assert code == 0, err
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "config.json").is_file()
     table_path = tmp_path / "fc.parquet"
-    code, out, err = run(["forecast", prices_csv, "--model", model_dir, "--out", table_path], capsys)
+    code, out, err = run(["vol", "forecast", prices_csv, "--model", model_dir, "--out", table_path], capsys)
     assert code == 0, err
     table = pd.read_parquet(table_path)
     assert len(table) == 420 - 22 and {"variance", "var_1", "var_5", "sq_return_q95"} <= set(table.columns)
@@ -40,18 +40,20 @@ def test_train_then_forecast_with_the_saved_model(tmp_path, prices_csv, capsys):
     assert "1% VaR" in out and "after feedback" in out and "var_level_1" in table  # the default
     # the saved model's feedback setting is used; --var-feedback overrides it
     fixed = tmp_path / "fixed"
-    args = ["train-vol", prices_csv, "--out", fixed, "--steps", "30", "--var-feedback", "0"]
+    args = ["vol", "train", prices_csv, "--out", fixed, "--steps", "30", "--var-feedback", "0"]
     assert run(args, capsys)[0] == 0
-    assert run(["forecast", prices_csv, "--model", fixed, "--out", table_path], capsys)[0] == 0
+    assert run(["vol", "forecast", prices_csv, "--model", fixed, "--out", table_path], capsys)[0] == 0
     assert "var_level_1" not in pd.read_parquet(table_path)
-    args = ["forecast", prices_csv, "--model", fixed, "--var-feedback", "0.05", "--out", table_path]
+    args = ["vol", "forecast", prices_csv, "--model", fixed, "--var-feedback", "0.05", "--out", table_path]
     assert run(args, capsys)[0] == 0
     assert "var_level_1" in pd.read_parquet(table_path)
 
 
 def test_forecast_fits_when_no_model_is_given(tmp_path, prices_csv, capsys):
     out_path = tmp_path / "fc.csv"
-    code, _, err = run(["forecast", prices_csv, "--steps", "20", "--last", "5", "--out", out_path], capsys)
+    code, _, err = run(
+        ["vol", "forecast", prices_csv, "--steps", "20", "--last", "5", "--out", out_path], capsys
+    )
     assert code == 0, err
     assert len(pd.read_csv(out_path)) == 5
 
@@ -71,7 +73,7 @@ def test_bad_prices_give_one_line_and_no_output(tmp_path, mutate, expected, caps
     bad = tmp_path / "bad.csv"
     mutate(prices.reset_index()).to_csv(bad, index=False)
     out_path = tmp_path / "fc.csv"
-    code, _, err = run(["forecast", bad, "--steps", "5", "--out", out_path], capsys)
+    code, _, err = run(["vol", "forecast", bad, "--steps", "5", "--out", out_path], capsys)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and str(bad) in err and expected in err
     assert "Traceback" not in err
@@ -85,18 +87,18 @@ def test_unsorted_dates_are_an_error_with_no_sort(tmp_path, capsys):
     path = tmp_path / "unsorted.csv"
     frame.to_csv(path, index=False)
     out_path = tmp_path / "fc.csv"
-    code, _, err = run(["forecast", path, "--no-sort", "--steps", "5", "--out", out_path], capsys)
+    code, _, err = run(["vol", "forecast", path, "--no-sort", "--steps", "5", "--out", out_path], capsys)
     assert code == 2 and "not in increasing order at row 12" in err and not out_path.exists()
 
 
 def test_bad_options_are_rejected_before_any_work(tmp_path, prices_csv, capsys):
-    code, _, err = run(["forecast", prices_csv, "--out", tmp_path / "fc.txt"], capsys)
+    code, _, err = run(["vol", "forecast", prices_csv, "--out", tmp_path / "fc.txt"], capsys)
     assert code == 2 and "expected .csv or .parquet" in err
     code, _, err = run(
-        ["forecast", prices_csv, "--model", tmp_path / "none", "--out", tmp_path / "a.csv"], capsys
+        ["vol", "forecast", prices_csv, "--model", tmp_path / "none", "--out", tmp_path / "a.csv"], capsys
     )
     assert code == 2 and "--model" in err
-    code, _, err = run(["train-vol", tmp_path / "missing.csv", "--out", tmp_path / "m"], capsys)
+    code, _, err = run(["vol", "train", tmp_path / "missing.csv", "--out", tmp_path / "m"], capsys)
     assert code == 2 and "file not found" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -104,7 +106,8 @@ def test_bad_options_are_rejected_before_any_work(tmp_path, prices_csv, capsys):
 def test_evaluate_vol_small_protocol_writes_the_json_keys(tmp_path, prices_csv, capsys):
     json_path = tmp_path / "vol.json"
     args = [
-        "evaluate-vol",
+        "vol",
+        "evaluate",
         "--data",
         prices_csv,
         "--initial",
@@ -134,7 +137,7 @@ def test_evaluate_vol_small_protocol_writes_the_json_keys(tmp_path, prices_csv, 
 
 def test_forecast_with_var_feedback_reports_the_level(tmp_path, prices_csv, capsys):
     out_path = tmp_path / "fc.csv"
-    args = ["forecast", prices_csv, "--steps", "20", "--var-feedback", "0.05", "--out", out_path]
+    args = ["vol", "forecast", prices_csv, "--steps", "20", "--var-feedback", "0.05", "--out", out_path]
     code, out, err = run(args, capsys)
     assert code == 0, err
     table = pd.read_csv(out_path)
@@ -144,14 +147,14 @@ def test_forecast_with_var_feedback_reports_the_level(tmp_path, prices_csv, caps
 
 def test_evaluate_vol_rejects_an_unknown_var_method(tmp_path, prices_csv, capsys):
     json_path = tmp_path / "vol.json"
-    args = ["evaluate-vol", "--data", prices_csv, "--var-method", "gauss", "--json", json_path]
+    args = ["vol", "evaluate", "--data", prices_csv, "--var-method", "gauss", "--json", json_path]
     code, _, err = run(args, capsys)
     assert code == 2 and "--var-method 'gauss'" in err and "skewt" in err
     assert not json_path.exists()
-    args = ["evaluate-vol", "--data", prices_csv, "--var-method", "fhs", "--var-feedback", "0.05"]
+    args = ["vol", "evaluate", "--data", prices_csv, "--var-method", "fhs", "--var-feedback", "0.05"]
     code, _, err = run(args, capsys)
     assert code == 2 and "--var-feedback 0.05" in err and "skewt" in err
-    code, _, err = run(["train-vol", prices_csv, "--out", tmp_path / "m", "--var-feedback", "-1"], capsys)
+    code, _, err = run(["vol", "train", prices_csv, "--out", tmp_path / "m", "--var-feedback", "-1"], capsys)
     assert code == 2 and ">= 0" in err and not (tmp_path / "m").exists()
 
 

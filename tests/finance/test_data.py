@@ -11,7 +11,6 @@ import pytest
 from genforge.errors import DataError, GenforgeError
 from genforge.finance.data import (
     garman_klass,
-    load_german_credit,
     load_prices,
     load_sp500,
     log_returns,
@@ -19,6 +18,7 @@ from genforge.finance.data import (
     return_frame,
     validate_prices,
 )
+from genforge.finance.loans.data import load_german_credit
 
 
 def price_table(n: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -8,19 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from genforge.errors import DataError, GenforgeError
-from genforge.finance import evaluate_loans as el
-from genforge.finance.loans import (
-    LoanBookGAN,
-    LoanGAN,
-    LoanGANConfig,
-    LoanPricer,
-    TableEncoder,
-    _apportion,
-    _ConditionalRows,
-    infer_discrete_columns,
-)
+from genforge.finance.loans import evaluate as el
+from genforge.finance.loans.data import ConditionalRows, TableEncoder, _apportion, infer_discrete_columns
+from genforge.finance.loans.models import LoanBookGAN, LoanGAN, LoanGANConfig, LoanPricer
 
 
 def _book(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -141,7 +134,7 @@ def test_without_target_sampling_follows_ctgan(book):
 
 def test_target_share_sets_how_often_the_target_is_conditioned():
     codes = [np.array([0, 1] * 50), np.array([0, 1, 2, 3] * 25)]
-    rows = _ConditionalRows(
+    rows = ConditionalRows(
         np.zeros((100, 3), np.float32), codes, [2, 4], seed=0, column_probs=np.array([0.2, 0.8])
     )
     conds = torch.stack([rows[i % 100][1] for i in range(2000)])
@@ -178,7 +171,7 @@ def test_fit_rejects_bad_tables(book):
         _gan(discrete_columns=["nope"]).fit(book)
     with pytest.raises(DataError, match="no categorical"):
         _gan().fit(pd.DataFrame({"a": np.random.default_rng(0).normal(size=50)}))
-    with pytest.raises(GenforgeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         _gan().sample(3)
 
 

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from genforge.cli import main
 from genforge.errors import GenforgeError
-from genforge.finance.scenario_diffusion import ScenarioDiffusion
+from genforge.finance.scenarios.diffusion import ScenarioDiffusion
 
 
 def _small(**kw) -> ScenarioDiffusion:
@@ -51,14 +52,14 @@ def test_clip_and_errors(tmp_path):
         _small(window=7).fit(np.zeros((50, 1)))
     with pytest.raises(GenforgeError, match="preprocessing"):
         _small(preprocessing="boxcox").fit(x)
-    with pytest.raises(GenforgeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         _small().sample(2)
     (tmp_path / "x").mkdir()
     from genforge.checkpoints import save
     from genforge.models.gan import GAN, GANConfig
 
     save(GAN(GANConfig(kind="sequence", hidden=(8,), length=8)), tmp_path / "x", extra={"format": "x"})
-    with pytest.raises(GenforgeError, match="not a ScenarioDiffusion"):
+    with pytest.raises(GenforgeError, match="expected a ScenarioDiffusion checkpoint"):
         ScenarioDiffusion.load(tmp_path / "x")
 
 
@@ -78,7 +79,16 @@ def test_evaluate_gen_with_the_diffusion_model(tmp_path, capsys):
     )
     stocks, out = tmp_path / "stocks.csv", tmp_path / "g.json"
     frame.to_csv(stocks, index=False)
-    argv = ["finance", "evaluate-gen", "--stocks", str(stocks), "--skip-stylized", "--model", "diffusion"]
+    argv = [
+        "finance",
+        "scenarios",
+        "evaluate",
+        "--stocks",
+        str(stocks),
+        "--skip-stylized",
+        "--model",
+        "diffusion",
+    ]
     argv += ["--seeds", "1", "--steps", "3", "--judge-steps", "2", "--predictor-steps", "2"]
     argv += ["--json", str(out)]
     assert main(argv) == 0, capsys.readouterr().err
@@ -88,5 +98,5 @@ def test_evaluate_gen_with_the_diffusion_model(tmp_path, capsys):
     assert 0.0 <= result["discriminative"] <= 0.5 and np.isfinite(result["nn_ratio"])
     seed0 = result["timegan"]["per_seed"][0]
     assert result["roughness"] > 0 and len(seed0["roughness_per_channel"]) == 6
-    assert main(["finance", "evaluate-gen", "--model", "vae"]) == 2
+    assert main(["finance", "scenarios", "evaluate", "--model", "vae"]) == 2
     assert "--model" in capsys.readouterr().err

@@ -7,17 +7,20 @@ import pandas as pd
 import pytest
 import torch
 from scipy import stats
+from sklearn.exceptions import NotFittedError
 
 from genforge.errors import DataError, GenforgeError
-from genforge.finance import evaluate_gen as eg
-from genforge.finance.scenarios import (
-    ScenarioGAN,
+from genforge.finance.scenarios import evaluate as eg
+from genforge.finance.scenarios.data import (
     fit_lambertw_delta,
-    increment_scale,
     lambertw_forward,
     lambertw_inverse,
+    load_stock_windows,
     make_windows,
+    split_windows,
 )
+from genforge.finance.scenarios.models import ScenarioGAN, increment_scale
+from genforge.models.gan import SequenceDiscriminator
 
 
 def test_lambertw_round_trip_and_gaussianizes_heavy_tails():
@@ -130,7 +133,7 @@ def test_bad_inputs_error_clearly():
         _small().fit(np.zeros(10))
     with pytest.raises(GenforgeError, match="preprocessing"):
         _small(preprocessing="boxcox").fit(np.zeros(100))
-    with pytest.raises(GenforgeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         _small().sample(3)
 
 
@@ -139,7 +142,7 @@ def test_load_rejects_a_folder_of_another_model(tmp_path):
     from genforge.models.gan import GAN, GANConfig
 
     save(GAN(GANConfig(kind="sequence", hidden=(8,), length=8)), tmp_path / "other", extra={"format": "x"})
-    with pytest.raises(GenforgeError, match="not a ScenarioGAN"):
+    with pytest.raises(GenforgeError, match="expected a ScenarioGAN checkpoint"):
         ScenarioGAN.load(tmp_path / "other")
 
 
@@ -161,8 +164,8 @@ def test_rolling_sum_and_acf_by_hand():
     # Corr(r_{t+tau}, r_t) of the lagged pairs: exactly -1 and +1 for an alternating series
     # (the whole-series-variance estimator would give -0.99 and 0.98 here)
     x = np.array([1.0, -1.0] * 50)
-    np.testing.assert_allclose(eg._acf(x, 2), [-1.0, 1.0], atol=1e-12)
-    np.testing.assert_allclose(eg._acf(np.arange(30.0), 3), [1.0, 1.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(eg.acf(x, 2), [-1.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(eg.acf(np.arange(30.0), 3), [1.0, 1.0, 1.0], atol=1e-12)
     # leverage Corr(r_t, r_{t+tau}^2): the series 1, 2, 1, 2, ... (pairs (1, 4), (2, 1)) gives -1, +1
     np.testing.assert_allclose(eg._leverage(np.array([1.0, 2.0] * 20), 2), [-1.0, 1.0], atol=1e-12)
 
@@ -194,19 +197,19 @@ def test_garch_paths_shape_and_scale():
 
 
 def test_timegan_stock_windows(shared_data):
-    w = eg.load_stock_windows(shared_data / "timegan" / "stock_data.csv")
+    w = load_stock_windows(shared_data / "timegan" / "stock_data.csv")
     assert w.shape == (3685 - 24 + 1, 24, 6)
     assert w.min() >= 0.0 and w.max() <= 1.0
-    train, hold = eg.split_windows(w, 0.2)
+    train, hold = split_windows(w, 0.2)
     assert len(hold) == round(0.2 * len(w)) and len(train) + len(hold) == len(w)
 
 
 def test_stock_windows_missing_file_and_columns(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        eg.load_stock_windows(tmp_path / "nope.csv")
+        load_stock_windows(tmp_path / "nope.csv")
     (tmp_path / "s.csv").write_text("Open,Close\n1,2\n")
     with pytest.raises(DataError, match="missing column"):
-        eg.load_stock_windows(tmp_path / "s.csv")
+        load_stock_windows(tmp_path / "s.csv")
 
 
 @pytest.fixture(autouse=True)
@@ -248,7 +251,9 @@ def test_critic_reading_increments_trains_and_round_trips(tmp_path):
     steps = torch.cat([torch.zeros(4, 1, 2), x[:, 1:] - x[:, :-1]], 1) * torch.tensor(scale)
     with torch.no_grad():
         np.testing.assert_allclose(
-            net.critic(x, None), net.discriminator(torch.cat([x, steps], 2)), rtol=1e-5
+            net.critic(x, None),
+            SequenceDiscriminator.forward(net.discriminator, torch.cat([x, steps], 2)),
+            rtol=1e-5,
         )
     model.save(tmp_path / "m")
     again = ScenarioGAN.load(tmp_path / "m")

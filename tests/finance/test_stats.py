@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genforge.finance.stats_tests import (
+from genforge.finance.volatility.stats_tests import (
     christoffersen,
     diebold_mariano,
     kupiec,

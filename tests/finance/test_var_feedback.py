@@ -11,15 +11,20 @@ from test_volatility import simulated_prices  # tests/finance is on sys.path (py
 
 from genforge.errors import GenforgeError
 from genforge.finance.data import return_frame
-from genforge.finance.evaluate import ArchBaseline, HARBaseline, feedback_comparison, rolling_forecasts
-from genforge.finance.var_feedback import (
+from genforge.finance.volatility.evaluate import (
+    ArchBaseline,
+    HARBaseline,
+    feedback_comparison,
+    rolling_forecasts,
+)
+from genforge.finance.volatility.models import VolatilityForecaster
+from genforge.finance.volatility.var_feedback import (
     DISTRIBUTION_COLUMNS,
     adaptive_var,
     distribution_var,
     has_distribution,
     standardised_quantile,
 )
-from genforge.finance.volatility import VolatilityForecaster
 
 
 def normal_rows(n: int, sd: float = 1.0, nu: float = np.inf) -> pd.DataFrame:

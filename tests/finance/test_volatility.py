@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from genforge.finance.data import return_frame
-from genforge.finance.evaluate import ArchBaseline, rolling_forecasts, score_forecasts
-from genforge.finance.stats_tests import qlike_loss
-from genforge.finance.volatility import (
-    VolatilityForecaster,
+from genforge.finance.volatility.evaluate import ArchBaseline, rolling_forecasts, score_forecasts
+from genforge.finance.volatility.models import VolatilityForecaster
+from genforge.finance.volatility.stats_tests import qlike_loss
+from genforge.finance.volatility.var_methods import (
     fit_skewt,
     gpd_tail_quantile,
     skewt_quantile,
@@ -129,7 +130,7 @@ def test_unfitted_and_short_inputs_raise_clear_errors():
     from genforge.errors import GenforgeError
 
     prices, _ = simulated_prices(n=200)
-    with pytest.raises(GenforgeError, match="call fit"):
+    with pytest.raises(NotFittedError, match="call fit"):
         VolatilityForecaster().predict(prices)
     with pytest.raises(GenforgeError, match="at least 250"):
         VolatilityForecaster(steps=5).fit(prices)

@@ -116,7 +116,7 @@ def auroc_on_holdout(
     """AUROC on ``holdout`` of the PD model (:class:`LoanPricer` with its defaults) fitted on ``train``."""
     from sklearn.metrics import roc_auc_score
 
-    from genforge.finance.loans import LoanPricer
+    from genforge.finance.loans.models import LoanPricer
 
     pricer = LoanPricer(target=target, bad_value=bad_value, model=model).fit(train)
     y = (holdout[target].astype(str) == str(bad_value)).to_numpy(int)
@@ -256,7 +256,7 @@ def evaluate_loans(
     df: pd.DataFrame, cfg: LoanEvalConfig, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Run the protocol over ``cfg.seeds`` splits; headline keys (means) at the top level."""
-    from genforge.finance.loans import LoanBookGAN, infer_discrete_columns
+    from genforge.finance.loans.models import LoanBookGAN, infer_discrete_columns
 
     discrete = infer_discrete_columns(df)
     sdv_reason = _sdv_available()

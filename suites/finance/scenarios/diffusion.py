@@ -14,43 +14,18 @@ the training window are outside what it learned.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 
 from genforge.errors import GenforgeError
-from genforge.finance.scenarios import (
-    PREPROCESSING,
-    _ChannelTransform,
-    paths_frame,
-    prepare_windows,
-    to_data_scale,
-)
-
-FORMAT = "genforge.finance.ScenarioDiffusion"
-PARAMS = (
-    "base_channels",
-    "channel_mults",
-    "steps",
-    "batch_size",
-    "lr",
-    "timesteps",
-    "schedule",
-    "prediction",
-    "sample_steps",
-    "preprocessing",
-    "clip",
-    "stride",
-    "ema_decay",
-    "seed",
-)
+from genforge.estimator import Example, to_numpy
+from genforge.finance.scenarios.data import PREPROCESSING, ChannelTransform, prepare_windows, to_data_scale
+from genforge.finance.scenarios.models import ScenarioEstimator
 
 
-class ScenarioDiffusion:
+class ScenarioDiffusion(ScenarioEstimator):
     """Diffusion model of windows of a (multivariate) series; ``fit`` / ``sample`` / ``save`` / ``load``.
 
     Parameters (no work is done here; scikit-learn convention):
@@ -63,6 +38,8 @@ class ScenarioDiffusion:
         that sampling uses.
     Learned: ``model_`` (the core Diffusion), ``transform_``, ``columns_``, ``history_``.
     """
+
+    FORMAT: ClassVar[str] = "genforge.finance.ScenarioDiffusion"
 
     def __init__(
         self,
@@ -82,7 +59,7 @@ class ScenarioDiffusion:
         ema_decay: float | None = 0.995,
         seed: int = 0,
         progress: bool = True,
-        device: str = "cpu",
+        device: str = "auto",
     ) -> None:
         self.window = window
         self.base_channels = base_channels
@@ -132,7 +109,7 @@ class ScenarioDiffusion:
                 f"ScenarioDiffusion: windows of {windows.shape[1]} steps; expected a multiple of "
                 f"{self._factor} for channel_mults={self.channel_mults}"
             )
-        self.transform_ = _ChannelTransform.fit(values, self.preprocessing)
+        self.transform_ = ChannelTransform.fit(values, self.preprocessing)
         self.window_ = windows.shape[1]
         self.columns_ = columns
         z = self.transform_.forward(windows).astype(np.float32).transpose(0, 2, 1)  # [N, C, L]
@@ -170,12 +147,6 @@ class ScenarioDiffusion:
         return self
 
     # ------------------------------------------------------------------ sampling
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise GenforgeError(
-                "ScenarioDiffusion: not fitted; call fit(data) or ScenarioDiffusion.load(folder) first"
-            )
-
     def sample(self, n_paths: int, length: int | None = None, seed: int | None = None) -> np.ndarray:
         """``[n_paths, length, C]`` synthetic paths in the data's units (length defaults to the window)."""
         self._check_fitted()
@@ -190,45 +161,19 @@ class ScenarioDiffusion:
         for start in range(0, n_paths, 1024):
             n = min(1024, n_paths - start)
             x = self.model_.sample(n, steps=self.sample_steps, generator=gen, length=padded)
-            chunks.append(x[:, :, :length].transpose(1, 2).cpu().numpy().astype(np.float64))
+            chunks.append(to_numpy(x[:, :, :length].transpose(1, 2)).astype(np.float64))
         return to_data_scale(self.transform_, np.concatenate(chunks), self.clip)
 
-    def simulate(self, n_paths: int, length: int | None = None, seed: int | None = None) -> pd.DataFrame:
-        """Long table of paths: columns ``path``, ``t`` and one column per channel."""
-        return paths_frame(self.sample(n_paths, length, seed), self.columns_)
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> Path:
-        """Weights + config through :func:`genforge.save`; preprocessing and columns in ``extra``."""
-        from genforge.checkpoints import save
-
-        self._check_fitted()
-        params = {k: getattr(self, k) for k in PARAMS}
-        params["channel_mults"] = list(self.channel_mults)
-        extra = {
-            "format": FORMAT,
-            "columns": self.columns_,
-            "window": self.window_,
-            "transform": dataclasses.asdict(self.transform_),
-            "params": params,
-        }
-        return save(self.model_, directory, extra=extra)
-
     @classmethod
-    def load(cls, directory: str | Path) -> ScenarioDiffusion:
-        """Rebuild a saved ScenarioDiffusion (no pickle: safetensors weights + JSON)."""
-        from genforge.checkpoints import load, load_extra
-
-        extra = load_extra(directory)
-        if extra.get("format") != FORMAT:
-            raise GenforgeError(
-                f"{directory}: not a ScenarioDiffusion model folder (extra.format is {extra.get('format')!r})"
-            )
-        est = cls(window=int(extra["window"]), **extra["params"])
-        est.model_ = load(directory)
-        est.model_.eval()
-        est.transform_ = _ChannelTransform(**extra["transform"])
-        est.columns_ = list(extra["columns"])
-        est.window_ = int(extra["window"])
-        est.history_ = []
-        return est
+    def example(cls) -> Example:
+        """A tiny diffusion model on the last 600 S&P 500 returns (a few seconds)."""
+        returns = cls._example_returns()
+        params = {
+            "window": 16,
+            "base_channels": 8,
+            "steps": 20,
+            "timesteps": 50,
+            "sample_steps": 4,
+            "progress": False,
+        }
+        return Example(params=params, fit_args=(returns,), probe=lambda est: est.sample(4, 16, seed=3))

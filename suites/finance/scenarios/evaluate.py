@@ -1,4 +1,4 @@
-"""Evaluation of the market-scenario GAN (``genforge finance evaluate-gen``).
+"""Evaluation of the market-scenario models (``genforge finance scenarios evaluate``).
 
 Two published protocols, each beside a reference point computed in the same run:
 
@@ -45,12 +45,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from genforge.errors import DataError
+from genforge.finance.scenarios.data import load_stock_windows, sp500_log_returns, split_windows
 
-STOCK_COLUMNS = ("Open", "High", "Low", "Close", "Adj_Close", "Volume")
 ANCHORS = {
     "timegan": {"TimeGAN": {"discriminative": 0.102}, "Diffusion-TS": {"discriminative": 0.067}},
     "stylized_facts": {
@@ -118,36 +117,6 @@ class GenEvalConfig:
 # --------------------------------------------------------------------------------------------- data
 
 
-def load_stock_windows(path: str | Path, window: int = 24) -> np.ndarray:
-    """TimeGAN "Stocks": min-max scaled columns, overlapping windows ``[N, window, 6]`` in time order."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; expected TimeGAN's stock_data.csv")
-    df = pd.read_csv(path)
-    missing = [c for c in STOCK_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(STOCK_COLUMNS)}")
-    values = df[list(STOCK_COLUMNS)].to_numpy(np.float64)
-    lo, hi = values.min(0), values.max(0)
-    scaled = (values - lo) / (hi - lo + 1e-7)  # TimeGAN's MinMaxScaler (with its 1e-7)
-    idx = np.arange(window)[None, :] + np.arange(len(scaled) - window + 1)[:, None]
-    return scaled[idx].astype(np.float32)
-
-
-def split_windows(windows: np.ndarray, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle with a fixed seed (TimeGAN's loader shuffles windows) and hold out the last fraction."""
-    order = np.random.default_rng(seed).permutation(len(windows))
-    n_hold = int(round(len(windows) * holdout))
-    return windows[order[: len(windows) - n_hold]], windows[order[len(windows) - n_hold :]]
-
-
-def sp500_log_returns() -> np.ndarray:
-    """Daily log returns (decimal) of the bundled S&P 500 close, 1999-2018 (5,030 values)."""
-    from genforge.finance.data import load_sp500, log_returns
-
-    return log_returns(load_sp500()).to_numpy(np.float64) / 100.0
-
-
 # --------------------------------------------------------------------------------------------- stylized facts
 
 
@@ -168,8 +137,9 @@ def _lagged_corr(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
     return out
 
 
-def _acf(x: np.ndarray, lags: int) -> np.ndarray:
-    """Autocorrelations ``Corr(r_{t+tau}, r_t)`` at tau = 1..lags of a 1-D series (Quant GAN's C)."""
+def acf(x: np.ndarray, lags: int) -> np.ndarray:
+    """Autocorrelations ``Corr(r_{t+tau}, r_t)`` at tau = 1..lags of a 1-D series (Quant GAN's C:
+    each lag's pairs with their own means and standard deviations, see :func:`_lagged_corr`)."""
     return _lagged_corr(x, x, lags)
 
 
@@ -199,8 +169,8 @@ def stylized_facts(real: np.ndarray, paths: np.ndarray, lags: int = 250) -> dict
         synth = np.concatenate([rolling_sum(p, t) for p in paths])
         out[f"emd_lag{t}"] = float(stats.wasserstein_distance(rolling_sum(real, t), synth))
     for name, f in (("acf", lambda r: r), ("acf_abs", np.abs)):
-        mean_synth = np.mean([_acf(f(p), lags) for p in paths], axis=0)
-        out[name] = float(np.linalg.norm(_acf(f(real), lags) - mean_synth))
+        mean_synth = np.mean([acf(f(p), lags) for p in paths], axis=0)
+        out[name] = float(np.linalg.norm(acf(f(real), lags) - mean_synth))
     mean_lev = np.mean([_leverage(p, lags) for p in paths], axis=0)
     out["leverage"] = float(np.linalg.norm(_leverage(real, lags) - mean_lev))
     return out
@@ -246,10 +216,10 @@ def _stocks_model(cfg: GenEvalConfig, seed: int) -> Any:
         "progress": cfg.progress,
     }
     if cfg.model == "diffusion":
-        from genforge.finance.scenario_diffusion import ScenarioDiffusion
+        from genforge.finance.scenarios.diffusion import ScenarioDiffusion
 
         return ScenarioDiffusion(**common)
-    from genforge.finance.scenarios import ScenarioGAN
+    from genforge.finance.scenarios.models import ScenarioGAN
 
     return ScenarioGAN(hidden=cfg.hidden, critic_increments=bool(cfg.critic_increments), **common)
 
@@ -297,7 +267,7 @@ def evaluate_timegan(
 
 def evaluate_stylized(cfg: GenEvalConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Quant GAN stylized facts on S&P 500 log returns: ScenarioGAN vs GARCH(1,1), same path count/length."""
-    from genforge.finance.scenarios import ScenarioGAN
+    from genforge.finance.scenarios.models import ScenarioGAN
 
     r = sp500_log_returns()
     t0 = time.time()
@@ -353,14 +323,3 @@ def evaluate_gen(
         result.update({k: v for k, v in sf["gan"].items() if k != "seconds"})
         result["stylized_facts"] = sf
     return result
-
-
-def default_stock_csv() -> Path | None:
-    """``$GENFORGE_DATA/timegan/stock_data.csv`` or ``../shared/data/timegan/stock_data.csv`` if present."""
-    import os
-
-    root = Path(
-        os.environ.get("GENFORGE_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    )
-    path = root / "timegan" / "stock_data.csv"
-    return path if path.is_file() else None

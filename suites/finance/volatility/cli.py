@@ -1,15 +1,13 @@
-"""``genforge finance ...``: volatility commands (train-vol, forecast, evaluate-vol, demo) and, from
-:mod:`genforge.finance.cli_generate`, the scenario and loan commands.
+"""``genforge finance vol ...``: train, forecast and evaluate the VAE volatility forecaster.
 
 PRICES arguments default to the bundled S&P 500 (``arch``); ``sp500`` / ``nasdaq`` name the bundled
 series. User mistakes raise :class:`genforge.errors.GenforgeError`, which the core ``genforge``
 entry point prints as one line (exit code 2); outputs are written atomically, so a failed command
-leaves no file behind. ``run_demo(out_dir)`` is what ``genforge demo`` calls.
+leaves no file behind.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,14 +15,13 @@ from typing import Any
 import typer
 
 from genforge.errors import GenforgeError
-from genforge.io import write_json_atomic, write_table_atomic, write_text_atomic
+from genforge.finance.cli_checks import dir_out, one_thread, table_out
+from genforge.io import write_json_atomic, write_table_atomic
 
 app = typer.Typer(
-    help="Finance: VAE volatility forecasts vs the GARCH family, market scenarios, loan books and pricing.",
+    help="Volatility: next-day variance with predictive quantiles and VaR (VAE) vs the GARCH family.",
     no_args_is_help=True,
 )
-
-TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
 
 PricesArg = typer.Argument(None, help="Price file (CSV/Parquet, OHLC[V]); default: bundled S&P 500.")
 SortOpt = typer.Option(
@@ -50,27 +47,8 @@ def _check_feedback(rate: float | None, var_method: str = "skewt") -> None:
         )
 
 
-def _check_table_out(path: Path, option: str = "--out") -> None:
-    if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise GenforgeError(f"{option} {path}: unknown table type {path.suffix!r}; expected .csv or .parquet")
-    if path.is_dir():
-        raise GenforgeError(f"{option} {path}: is a folder; expected a file name")
-
-
-def _check_dir_out(path: Path, option: str = "--out") -> None:
-    if path.exists() and not path.is_dir():
-        raise GenforgeError(f"{option} {path}: is a file; expected a folder")
-
-
-def _threads() -> None:
-    """One torch thread: the machines are shared and one thread does not spin (ENVIRONMENT.md)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-@app.command("train-vol")
-def train_vol(
+@app.command("train")
+def train(
     prices: str = PricesArg,
     out: Path = typer.Option(..., "--out", help="Folder for the model (safetensors + JSON)."),
     steps: int = typer.Option(300, help="Training steps of the VAE."),
@@ -81,14 +59,14 @@ def train_vol(
 ) -> None:
     """Fit the VAE volatility forecaster on all of PRICES and save it to --out."""
     from genforge.finance.data import load_prices_or_default
-    from genforge.finance.volatility import VolatilityForecaster
+    from genforge.finance.volatility.models import VolatilityForecaster
 
-    _check_dir_out(out)
+    dir_out(out)
     if steps < 1:
         raise GenforgeError(f"--steps {steps}: expected a positive number of steps")
     _check_feedback(var_feedback)
     data = load_prices_or_default(prices, min_rows=300, sort=sort)
-    _threads()
+    one_thread()
     start = time.perf_counter()
     model = VolatilityForecaster(steps=steps, base=base, seed=seed, var_feedback=var_feedback).fit(data)
     model.save(out)
@@ -103,7 +81,7 @@ def forecast(
     prices: str = PricesArg,
     out: Path = typer.Option(..., "--out", help="Forecast table (.csv or .parquet)."),
     model: Path = typer.Option(
-        None, "--model", help="A folder from train-vol; without it the model is fitted on PRICES first."
+        None, "--model", help="A folder from `vol train`; without it the model is fitted on PRICES first."
     ),
     steps: int = typer.Option(300, help="Training steps when no --model is given."),
     last: int = typer.Option(0, help="Keep only the last N forecasts (0 = all)."),
@@ -111,7 +89,7 @@ def forecast(
         None,
         "--var-feedback",
         metavar="RATE",
-        help="Exception feedback on the VaR level (see train-vol --help); default: the --model's "
+        help="Exception feedback on the VaR level (see `vol train --help`); default: the --model's "
         "setting, else 0.05. It runs over the forecasts from the first close on.",
         show_default=False,
     ),
@@ -119,13 +97,16 @@ def forecast(
 ) -> None:
     """Next-day variance forecasts (mean, quantiles, VaR) for every close of PRICES."""
     from genforge.finance.data import load_prices_or_default
-    from genforge.finance.volatility import VolatilityForecaster
+    from genforge.finance.volatility.models import VolatilityForecaster
 
-    _check_table_out(out)
+    table_out(out)
     if model is not None and not (model / "config.json").is_file():
-        raise GenforgeError(f"--model {model}: no config.json there; expected a folder written by train-vol")
+        raise GenforgeError(
+            f"--model {model}: no config.json there; expected a folder written by "
+            "`genforge finance vol train`"
+        )
     data = load_prices_or_default(prices, min_rows=60 if model is not None else 300, sort=sort)
-    _threads()
+    one_thread()
     est = VolatilityForecaster.load(model) if model is not None else VolatilityForecaster(steps=steps)
     if var_feedback is not None:
         _check_feedback(var_feedback, est.var_method)
@@ -144,8 +125,8 @@ def forecast(
     )
 
 
-@app.command("evaluate-vol")
-def evaluate_vol(
+@app.command("evaluate")
+def evaluate(
     data: str = typer.Option(None, "--data", help="Price file; default: bundled S&P 500 (1999-2018)."),
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
     table_path: Path = typer.Option(None, "--table", help="Write the daily out-of-sample forecasts here."),
@@ -169,18 +150,19 @@ def evaluate_vol(
 ) -> None:
     """Rolling out-of-sample evaluation: the VAE vs GARCH(1,1)-t, GJR-t, EGARCH-t, EWMA, HAR."""
     from genforge.finance.data import load_prices_or_default
-    from genforge.finance.evaluate import baseline_models, evaluate_volatility, format_table
-    from genforge.finance.volatility import VAR_METHODS, VolatilityForecaster
+    from genforge.finance.volatility.evaluate import baseline_models, evaluate_volatility, format_table
+    from genforge.finance.volatility.models import VolatilityForecaster
+    from genforge.finance.volatility.var_methods import VAR_METHODS
 
     if table_path is not None:
-        _check_table_out(table_path, "--table")
+        table_out(table_path, "--table")
     if initial < 300 or refit_every < 1:
         raise GenforgeError(f"--initial {initial} / --refit-every {refit_every}: expected >= 300 and >= 1")
     if var_method not in VAR_METHODS:
         raise GenforgeError(f"--var-method {var_method!r}: expected one of {', '.join(VAR_METHODS)}")
     _check_feedback(var_feedback, var_method)
     prices = load_prices_or_default(data, min_rows=initial + 2)
-    _threads()
+    one_thread()
     models: list[Any] = []
     if not no_vae:
         models.append(
@@ -215,57 +197,3 @@ def evaluate_vol(
         write_json_atomic(json_path, result)
     if table_path is not None:
         write_table_atomic(table_path, table)
-
-
-@app.command()
-def demo(
-    out: Path = typer.Option(Path("results/finance"), "--out", help="Folder for the demo's files."),
-) -> None:
-    """A quick, self-checking run: the VAE forecaster vs GJR-GARCH-t on 2018 (S&P 500)."""
-    _check_dir_out(out)
-    metrics = run_demo(out)
-    typer.echo(json.dumps(metrics, indent=2))
-
-
-def run_demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
-    """Fit the VAE forecaster on 2010-2017 S&P 500 closes (fixed parameters afterwards) and forecast
-    every day of 2018 beside a GJR-GARCH(1,1,1)-t fitted on the same window. Writes
-    ``forecasts_2018.csv`` and ``metrics.json`` under ``out_dir``; returns the metrics.
-    (A one-window check that runs in seconds; the full protocol is ``evaluate-vol``.)"""
-    from genforge.finance.data import load_sp500
-    from genforge.finance.evaluate import holdout_comparison
-
-    _threads()
-    out_dir = Path(out_dir)
-    start = time.perf_counter()
-    prices = load_sp500().loc["2010-01-01":]
-    test_days = int((prices.index >= "2018-01-01").sum())
-    vae_params = {"steps": 200 if quick else 300, "n_samples": 128}
-    table, losses = holdout_comparison(prices, test_days, vae_params, baselines=("gjr_t",))
-    by_model = losses.set_index("model")
-    metrics: dict[str, Any] = {
-        "train": f"{prices.index[0].date()}..2017-12-29",
-        "test_days": test_days,
-        "qlike_vae": float(by_model.loc["vae", "qlike"]),
-        "qlike_gjr_t": float(by_model.loc["gjr_t", "qlike"]),
-        "var_1_hits_vae": int(by_model.loc["vae", "var_1 hits"]),
-        "var_5_hits_vae": int(by_model.loc["vae", "var_5 hits"]),
-        "expected_var_5_hits": round(0.05 * test_days, 1),
-    }
-    write_table_atomic(out_dir / "forecasts_2018.csv", table)
-    metrics["seconds"] = round(time.perf_counter() - start, 1)
-    write_json_atomic(out_dir / "metrics.json", metrics)
-    write_text_atomic(
-        out_dir / "README.txt",
-        "Finance demo: VAE volatility forecaster vs GJR-GARCH-t on "
-        "2018 S&P 500 (fit on 2010-2017, fixed parameters). See metrics.json.\n",
-    )
-    return metrics
-
-
-try:  # the scenario / loan commands live in their own module (another helper's)
-    from genforge.finance.cli_generate import register as _register_generate
-except ImportError:  # pragma: no cover - until that module exists
-    _register_generate = None
-if _register_generate is not None:
-    _register_generate(app)

@@ -31,14 +31,14 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from genforge.finance.data import return_frame
-from genforge.finance.stats_tests import (
+from genforge.finance.volatility.stats_tests import (
     diebold_mariano,
     model_confidence_set,
     mse_loss,
     qlike_loss,
     var_backtest,
 )
-from genforge.finance.var_feedback import (
+from genforge.finance.volatility.var_feedback import (
     DEFAULT_RATE,
     adaptive_var,
     distribution_var,
@@ -156,7 +156,7 @@ class HARBaseline(RollingModel):
 
 def _with_distribution(out: pd.DataFrame, sd: Any, loc: Any, nu: float, lam: float) -> pd.DataFrame:
     """Add the next-day return distribution (skewed t; Student t for ``lam`` 0, normal for ``nu`` inf)
-    in the columns exception feedback reads (:data:`~genforge.finance.var_feedback.DISTRIBUTION_COLUMNS`)."""
+    in the columns exception feedback reads (:mod:`genforge.finance.volatility.var_feedback`)."""
     out["volatility"] = sd
     out["eta_loc"] = loc
     out["eta_scale"] = 1.0
@@ -444,7 +444,7 @@ def holdout_comparison(
     Returns a daily table (``date``, ``return``, ``abs_return``, the VAE's forecast columns and
     ``<baseline>_variance``) and a loss table (one row per model: QLIKE, MSE, 1%/5% VaR hits).
     """
-    from genforge.finance.volatility import VolatilityForecaster
+    from genforge.finance.volatility.models import VolatilityForecaster
 
     frame = return_frame(prices)
     t0 = len(frame) - test_days
