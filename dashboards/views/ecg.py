@@ -1,16 +1,16 @@
 """ECG anomalies: pick or upload a record, see its flagged beats, tune the threshold, inspect the worst beats.
 
-UI only: reading, beat extraction, scoring, explanations and summaries all come from ``genforge.ecg``.
-Model folder: ``$GENFORGE_ECG_MODEL`` (default ``models/ecg``) or typed in; without one, a small model can
-be trained on SIMULATED ECG from the page. Records folder: ``$GENFORGE_ECG_RECORDS``, else the MIT-BIH
-reference folder under ``$GENFORGE_DATA`` when present.
+UI only: reading, upload pairing, beat extraction, scoring, explanations and summaries all come from
+``genforge.ecg``'s public names. The page opens on ``$GENFORGE_ECG_MODEL`` when set, else on the model and
+records of the newest demo run under the results folder (``genforge demo`` / ``genforge ecg demo``), else
+``models/ecg``. Records folder: ``$GENFORGE_ECG_RECORDS``, else the demo's records, else the MIT-BIH
+reference folder under ``$GENFORGE_DATA`` when present. A model trained on SIMULATED ECG only is refused
+for real records: it knows one simulated heart and flags most normal beats of a real one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,10 +19,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from genforge.dashboards.common import results_root
+from genforge.ecg import record_summary, score_record, upload_message
+
 TITLE = "ECG anomalies"
 ICON = ":material/monitor_heart:"
 TOP_BEATS = 4
 VIEW_SECONDS = 20.0
+SLIDER_RANGE = (0.5, 3.0)  # the threshold slider, in units of the model's threshold
+SCORE_FLOOR = 0.05  # scores below this many thresholds sit on the floor of the log axis
 
 
 @st.cache_resource(show_spinner="loading the model ...")
@@ -34,7 +39,7 @@ def _detector(model_dir: str, stamp: float):
 
 @st.cache_resource(show_spinner="training a small model on SIMULATED ECG ...")
 def _demo_detector(folder: str):
-    from genforge.ecg.simulate import train_demo_model
+    from genforge.ecg import train_demo_model
 
     return str(train_demo_model(Path(folder)))
 
@@ -53,83 +58,43 @@ def _stamp(path: Path) -> float:
     return sum(f.stat().st_mtime + f.stat().st_size for f in files)
 
 
-def _default_records_dir() -> str:
+def _latest_demo():
+    from genforge.ecg import latest_demo_outputs
+
+    return latest_demo_outputs(results_root())
+
+
+def _default_model_dir(demo) -> str:
+    env = os.environ.get("GENFORGE_ECG_MODEL")
+    if env:
+        return env
+    return str(demo.model) if demo is not None else "models/ecg"
+
+
+def _default_records_dir(demo) -> str:
     env = os.environ.get("GENFORGE_ECG_RECORDS")
     if env:
         return env
+    if demo is not None and not os.environ.get("GENFORGE_ECG_MODEL"):
+        return str(demo.records)
     data = os.environ.get("GENFORGE_DATA")
     if data and (Path(data) / "mitdb").is_dir():
         return str(Path(data) / "mitdb")
     return ""
 
 
-UPLOAD_STORE = "genforge-ecg-uploads"
-UPLOAD_KEEP = 8  # as many as _beats caches: older uploads are deleted, not left in the temp folder
-
-
-def _prune_uploads(store: Path, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used upload folders (uploads may be large)."""
-    folders = sorted((p for p in store.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    for old in folders[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _save_uploads(files) -> Path:
-    """Uploaded files into a temporary folder of their own; returns the record path to read.
-
-    One folder per distinct upload (named by a hash of the names and bytes) under the temp folder's
-    ``genforge-ecg-uploads``, so reruns of the page reuse it and the cached beats; only the
-    ``UPLOAD_KEEP`` most recently used are kept. Raises DataError when the files do not make exactly
-    one record.
-    """
-    from genforge.errors import DataError
-
-    digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.name):
-        digest.update(f.name.encode() + f.getvalue())
-    store = Path(tempfile.gettempdir()) / UPLOAD_STORE
-    folder = store / digest.hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    os.utime(folder)  # most recently used: kept by the pruning below
-    _prune_uploads(store, keep=UPLOAD_KEEP)
-    for f in files:
-        target = folder / Path(f.name).name  # the bare name: an upload cannot write elsewhere
-        if not target.exists():
-            target.write_bytes(f.getvalue())
-    heads = sorted(folder.glob("*.hea"))
-    tables = sorted([*folder.glob("*.csv"), *folder.glob("*.parquet")])
-    records = [h.stem for h in heads] + [t.name for t in tables]
-    if len(records) > 1:
-        raise DataError(f"upload: {len(records)} records ({', '.join(records)}); upload one record at a time")
-    if records:
-        return heads[0].with_suffix("") if heads else tables[0]
-    orphans = sorted((f.suffix != ".dat", f.name) for f in folder.iterdir() if f.suffix in {".dat", ".atr"})
-    if orphans:
-        name = orphans[0][1]
-        raise DataError(
-            f"upload: {name} has no header; upload {Path(name).stem}.hea with it "
-            "(a WFDB record is a .hea + .dat pair, optionally .atr)"
-        )
-    raise DataError("upload: expected a .hea + .dat pair (optionally .atr) or a .csv/.parquet signal")
-
-
-def _upload_message(exc: Exception, record_path: Path | None) -> str:
-    """An error message about an uploaded file, naming the file as uploaded, not its temporary copy."""
-    text = str(exc)
-    if record_path is not None:
-        text = text.replace(str(record_path.parent) + os.sep, "")
-    return text
-
 
 st.title(TITLE)
-st.caption("A VAE on beat shape plus RR timing flags abnormal heartbeats. Scores: higher = more abnormal.")
+st.caption(
+    "A VAE on beat shape plus RR timing flags abnormal heartbeats. Scores are shown in units of the "
+    "model's threshold: above 1 = flagged."
+)
+demo = _latest_demo()
 
 # ------------------------------------------------------------------------------------------- model
 with st.sidebar:
     st.header("Model")
-    model_dir = st.text_input(
-        "model folder", os.environ.get("GENFORGE_ECG_MODEL", "models/ecg"), key="model_dir"
-    )
+    model_dir = st.text_input("model folder", _default_model_dir(demo), key="model_dir")
     use_demo = st.checkbox("use a small model trained on SIMULATED ECG", value=False, key="use_demo")
     peaks = st.radio(
         "beat positions",
@@ -138,28 +103,33 @@ with st.sidebar:
         key="peaks",
         help="detect: neurokit2 R peaks; reference: the .atr annotations",
     )
+    if demo is not None and model_dir == str(demo.model):
+        st.caption(f"opened on the latest demo run: {demo.model.parent}")
 
 detector = None
 try:
     if use_demo:
         model_dir = _demo_detector(str(Path(tempfile.gettempdir()) / "genforge-ecg-demo-model"))
-        st.sidebar.warning("SIMULATED model: trained on simulated ECG, for trying the page only.")
     if not Path(model_dir, "config.json").is_file():
         st.info(
             f"No model at '{model_dir}'. Train one with `genforge ecg train --data DIR --out {model_dir}`, "
-            "or tick 'use a small model trained on SIMULATED ECG' in the sidebar."
+            "run `genforge ecg demo` (the page then opens on its model and records), or tick 'use a small "
+            "model trained on SIMULATED ECG' in the sidebar."
         )
     else:
         detector = _detector(model_dir, _stamp(Path(model_dir, "model.safetensors")))
 except Exception as exc:  # a broken model folder must not take the page down
     st.error(f"model: {exc}")
+simulated_model = detector is not None and detector.trained_on_simulated_only
+if simulated_model:
+    st.sidebar.warning("SIMULATED model: trained on simulated ECG only, for SIMULATED records.")
 
 # ------------------------------------------------------------------------------------------ record
 source = st.radio("record source", ["folder", "upload"], horizontal=True, key="source")
 record_path: Path | None = None
 fs_csv: float | None = None
 if source == "folder":
-    folder = st.text_input("records folder", _default_records_dir(), key="folder")
+    folder = st.text_input("records folder", _default_records_dir(demo), key="folder")
     if folder:
         base = Path(folder)
         names = sorted({p.stem for p in base.glob("*.hea")} | {p.name for p in base.glob("*.csv")})
@@ -183,8 +153,10 @@ else:
     )
     fs_csv = st.number_input("sampling rate of a CSV upload (Hz)", 50.0, 10000.0, 360.0, key="fs_upload")
     if uploads:
+        from genforge.ecg import records_from_upload
+
         try:
-            record_path = _save_uploads(uploads)
+            record_path = records_from_upload(uploads)
         except Exception as exc:  # the upload makes no record: say why, keep the page usable
             st.error(str(exc))
 
@@ -195,27 +167,34 @@ try:
     signal, fs, fs_source, name, lead, notes, beats = _beats(
         str(record_path), _stamp(record_path), fs_csv, peaks
     )
-    from genforge.ecg import record_summary, score_record
-
+    if simulated_model and not str(name).startswith("SIMULATED"):
+        st.error(
+            f"'{name}' is a real recording, and this model was trained on SIMULATED ECG only: it knows one "
+            "simulated heart and flags most normal beats of real ones (68% of MIT-BIH record 100's). Train "
+            "a model on real records first: `genforge ecg train --data DIR --records DS1 --out models/ecg`."
+        )
+        st.stop()
     scored = score_record(detector, record_path, beats=beats)
 except Exception as exc:  # bad file: one message, the page stays usable
-    st.error(_upload_message(exc, record_path) if source == "upload" else str(exc))
+    st.error(upload_message(exc, record_path) if source == "upload" else str(exc))
     st.stop()
 
 for note in notes:
     st.warning(note)
 
 # ------------------------------------------------------------------------------------------ threshold
-lo, hi = float(np.floor(scored["score"].min())), float(np.ceil(scored["score"].max()))
-default = float(np.clip(detector.threshold_, lo, hi))
-threshold = st.slider(
-    "threshold (anomaly score)",
-    lo,
-    max(hi, lo + 1.0),
-    default,
+unit = detector.threshold_ if detector.threshold_ > 0 else 1.0  # the score axis is in units of this
+factor = st.slider(
+    "threshold (× the model's)",
+    SLIDER_RANGE[0],
+    SLIDER_RANGE[1],
+    1.0,
+    step=0.05,
     key="threshold",
-    help="the model's default flags about 1% of normal beats",
+    help=f"1 = the model's threshold ({detector.threshold_:.2f}), set to flag "
+    f"{100 * detector.target_far:.0f}% of held-out normal training beats; new patients usually get more",
 )
+threshold = factor * unit
 scored["flag"] = scored["score"] > threshold
 summary = record_summary(scored)
 
@@ -234,6 +213,8 @@ if "per_class" in summary:
     st.dataframe(pd.DataFrame(summary["per_class"]).T, width="content")
 
 # ------------------------------------------------------------------------------------------ plots
+is_wfdb = Path(str(record_path) + ".hea").is_file()
+amplitude = "ECG (mV)" if is_wfdb else "ECG (units of the file)"
 duration = len(signal) / fs
 start = st.slider("view from (s)", 0.0, max(duration - VIEW_SECONDS, 0.0), 0.0, step=1.0, key="start")
 first = int(start * fs)
@@ -256,25 +237,32 @@ fig.update_layout(
     height=300,
     margin={"l": 10, "r": 10, "t": 30, "b": 10},
     xaxis_title="time (s)",
-    title=f"{name}: {VIEW_SECONDS:.0f} s from {start:.0f} s",
+    yaxis_title=amplitude,
+    title=f"{name} ({lead}, band-passed 0.5-40 Hz): {VIEW_SECONDS:.0f} s from {start:.0f} s",
 )
 st.plotly_chart(fig, key="signal")
 
+relative = np.maximum(scored["score"].to_numpy() / unit, SCORE_FLOOR)
 fig2 = go.Figure(
     go.Scattergl(
         x=scored["time_s"],
-        y=scored["score"],
+        y=relative,
         mode="markers",
         name="beats",
         marker={"size": 3, "color": np.where(scored["flag"], "red", "steelblue")},
+        customdata=scored["score"],
+        hovertemplate="t=%{x:.1f} s<br>%{y:.2f} × threshold (score %{customdata:.2f})<extra></extra>",
     )
 )
-fig2.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
+fig2.add_hline(y=factor, line_dash="dash", annotation_text="threshold")
 fig2.update_layout(
-    height=220,
+    height=240,
     margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    title="anomaly score per beat",
+    title=f"anomaly score per beat, in units of the model's threshold (log scale; below {SCORE_FLOOR} "
+    "drawn at the floor)",
     xaxis_title="time (s)",
+    yaxis_title="score / threshold",
+    yaxis_type="log",
 )
 st.plotly_chart(fig2, key="scores")
 
@@ -287,20 +275,23 @@ for col, (i, row) in zip(cols, top.iterrows(), strict=False):
     f = go.Figure()
     f.add_trace(go.Scatter(x=ex["t_ms"], y=ex["input"], name="beat", line={"color": "black"}))
     f.add_trace(
-        go.Scatter(x=ex["t_ms"], y=ex["reconstruction"], name="reconstruction", line={"color": "red"})
+        go.Scatter(x=ex["t_ms"], y=ex["reconstruction"], name="VAE reconstruction", line={"color": "red"})
     )
     f.add_trace(go.Scatter(x=ex["t_ms"], y=ex["template"], name="local template", line={"dash": "dot"}))
     label = f" ({row['symbol']})" if row["symbol"] else ""
     f.update_layout(
-        height=250,
+        height=280,
         margin={"l": 5, "r": 5, "t": 30, "b": 5},
-        showlegend=False,
-        title=f"t={row['time_s']:.1f}s score {row['score']:.1f}{label}",
+        legend={"orientation": "h", "y": -0.35, "font": {"size": 9}},
+        title=f"t={row['time_s']:.1f} s, {row['score'] / unit:.1f}× threshold{label}",
+        xaxis_title="ms from the R peak",
+        yaxis_title="× median beat height",
     )
     col.plotly_chart(f, key=f"beat-{i}")
 st.caption(
-    "black: the beat; red: the VAE's reconstruction; dotted: the local template (median of the typical "
-    "beats around it)."
+    "Each beat is scaled by the record's median beat height. black: the beat; red: the VAE's "
+    "reconstruction (local template + reconstructed deviation); dotted: the local template (median of the "
+    "typical beats around it). Where red and black part is where the model was surprised."
 )
 
 # ------------------------------------------------------------------------------------------ downloads

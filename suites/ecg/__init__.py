@@ -9,8 +9,9 @@ Public API (imported lazily, so ``import genforge.ecg`` and the ``genforge`` CLI
     det.predict(beats)                             # +1 normal / -1 abnormal
 
 Layout: ``data`` (read/validate), ``preprocess`` (filter, peaks, windows, RR), ``models`` (detector),
-``evaluate`` (MIT-BIH protocols and baselines), ``scoring`` (batch scoring), ``simulate`` (SIMULATED
-demo data), ``cli`` (``genforge ecg ...``).
+``evaluate`` (MIT-BIH protocols and baselines), ``scoring`` (batch scoring), ``uploads`` (uploaded files
+into one record), ``simulate`` (SIMULATED demo data and the latest demo's outputs), ``cli``
+(``genforge ecg ...``). Pages and other callers use only the names listed here.
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ _LAZY = {
     "score_record": "genforge.ecg.scoring",
     "score_records": "genforge.ecg.scoring",
     "simulate_record": "genforge.ecg.simulate",
+    "train_demo_model": "genforge.ecg.simulate",
+    "latest_demo_outputs": "genforge.ecg.simulate",
+    "DemoOutputs": "genforge.ecg.simulate",
     "record_summary": "genforge.ecg.scoring",
+    "ANN_EXT": "genforge.ecg.scoring",
+    "records_from_upload": "genforge.ecg.uploads",
+    "upload_message": "genforge.ecg.uploads",
+    "UPLOAD_KEEP": "genforge.ecg.uploads",
 }
 
 __all__ = ["SUITE", *_LAZY]

@@ -8,6 +8,7 @@ not pull in torch, wfdb or neurokit2 until a command runs. Expected mistakes rai
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -104,7 +105,8 @@ def train(
            "noise_scaling": noise_scaling, "patient_weight": patient_weight, "seed": seed}
     check_claim(out, "genforge ecg train", job, overwrite=overwrite, resume=False)  # before any work
     names = parse_records_option(records, root)
-    beats = load_beats(root, names, peaks=peaks)
+    _echo(f"reading the beats of {len(names)} records (cached after the first run)")
+    beats = load_beats(root, names, peaks=peaks, progress=True)
     normal = beats[beats["aami"] == "N"].reset_index(drop=True)
     if len(normal) < 50:
         raise GenforgeError(
@@ -118,7 +120,7 @@ def train(
         noise_scaling=noise_scaling,
         patient_weight=patient_weight,
         seed=seed,
-        progress=True,
+        progress=True,  # the training engine's bar (on a terminal)
     ).fit(normal)
     if dist.is_main():
         with output_job(out, "genforge ecg train", job, overwrite=overwrite, resume=False):
@@ -174,6 +176,13 @@ def score(
             f"{len(report.resumed)} already done), {len(report.failed)} failed; {report.n_beats} beats, "
             f"{report.n_flagged} flagged -> {out if report.n_records else 'no output written'}"
         )
+        if report.n_records:
+            from genforge.ecg.scoring import ANN_EXT
+
+            typer.echo(
+                f"WFDB annotations of the flagged beats: {out.parent}{os.sep}<record>.{ANN_EXT} "
+                f"(annotator '{ANN_EXT}'; copy them beside the records to view them in a WFDB viewer)"
+            )
     if report.failed:
         raise typer.Exit(1)
 
@@ -217,6 +226,7 @@ def evaluate(
         cache_dir=cache_dir,
         seed=seed,
         log=_echo,
+        progress=True,
     )
     typer.echo(format_table(result))
     if json_path:
@@ -226,11 +236,21 @@ def evaluate(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("ecg-demo"), "--out", help="Folder for the SIMULATED demo outputs"),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Folder for the SIMULATED demo outputs (default: $GENFORGE_RESULTS or genforge-results, "
+        "/ ecg-demo-<time>; the dashboard's ECG page opens on the newest)",
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Shorter records and training (well under a minute)"),
 ) -> None:
     """Run the detector end to end on SIMULATED ECG (no download needed), then say how to use real data."""
     _threads()
-    metrics = run_demo(out)
+    if out is None:
+        root = Path(os.environ.get("GENFORGE_RESULTS", "genforge-results")).expanduser()
+        out = root / f"ecg-demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    metrics = run_demo(out, quick=quick)
+    _echo(f"demo outputs in {out}")
     typer.echo(json.dumps(metrics, indent=2))
 
 

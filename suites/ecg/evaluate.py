@@ -239,12 +239,16 @@ def _run_split(
     seed: int,
     baselines: bool,
     log: Callable[[str], None],
+    bar: Any = None,
 ) -> dict[str, Any]:
-    """Fit the detector and the baselines on ``train`` (normal beats), score ``test``; metrics of each."""
+    """Fit the detector and the baselines on ``train`` (normal beats), score ``test``; metrics of each.
+    ``bar`` (a tqdm bar, optional) advances by one per method fitted and scored."""
     t0 = time.perf_counter()
+    _describe(bar, "detector")
     det = ECGAnomalyDetector(**{**params, "seed": seed}).fit(train)
     parts = det.score_parts(test)
     fit_s = time.perf_counter() - t0
+    _advance(bar)
     aami = test["aami"].to_numpy()
     res = metrics(parts["score"].to_numpy(), aami)
     flagged = det.predict(test) == -1
@@ -278,10 +282,22 @@ def _run_split(
     if baselines:
         for name, fn in BASELINES.items():
             t1 = time.perf_counter()
+            _describe(bar, name)
             res["baselines"][name] = metrics(fn(train, test, seed=seed), aami)
             res["baselines"][name]["seconds"] = time.perf_counter() - t1
+            _advance(bar)
             log(f"  {name} auroc {res['baselines'][name]['auroc']:.4f}")
     return res
+
+
+def _describe(bar: Any, what: str) -> None:
+    if bar is not None:
+        bar.set_postfix_str(what)
+
+
+def _advance(bar: Any) -> None:
+    if bar is not None:
+        bar.update(1)
 
 
 def evaluate(
@@ -293,20 +309,32 @@ def evaluate(
     cache_dir: Path | None = None,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run one protocol; returns the JSON-ready result (top-level ``auroc``, ``ap``, ``per_class_auroc``,
-    ``baselines``, ...). ``params`` overrides :class:`ECGAnomalyDetector` settings."""
+    ``baselines``, ...). ``params`` overrides :class:`ECGAnomalyDetector` settings; ``progress`` shows a
+    bar (beats per record, then one step per method fitted) on a terminal."""
+    from tqdm.auto import tqdm
+
     if protocol not in ANCHORS:
         raise GenforgeError(f"--protocol {protocol!r}: expected one of {', '.join(ANCHORS)}")
     root = data_root(data)
     params = dict(params or {})
     started = time.perf_counter()
+    methods = 1 + (len(BASELINES) if baselines else 0)
+    splits = {"inter": 1, "intra": min(folds, 5), "ds1-cv": 4}[protocol]
+    bar = tqdm(
+        total=splits * (methods if protocol != "ds1-cv" else 1),
+        desc=f"evaluate {protocol}",
+        unit="fit",
+        disable=None if progress else True,
+    )
     if protocol == "inter":
         beats = _labelled(load_beats(root, [*DS1, *DS2], peaks="reference", cache_dir=cache_dir))
         train = beats[beats["record"].isin(DS1) & (beats["aami"] == "N")].reset_index(drop=True)
         test = beats[beats["record"].isin(DS2)].reset_index(drop=True)
         log(f"inter-patient: {len(train)} normal DS1 training beats, {len(test)} DS2 test beats")
-        res = _run_split(train, test, params, seed, baselines, log)
+        res = _run_split(train, test, params, seed, baselines, log, bar)
         res["n_train"], res["n_test"] = len(train), len(test)
         res["test_counts"] = test["aami"].value_counts().to_dict()
     elif protocol == "intra":
@@ -323,7 +351,7 @@ def evaluate(
                 drop=True
             )
             log(f"intra-patient fold {k + 1}/5: {len(train)} training normals, {len(test)} test beats")
-            fold_results.append(_run_split(train, test, params, seed + k, baselines, log))
+            fold_results.append(_run_split(train, test, params, seed + k, baselines, log, bar))
         res = _mean_metrics(fold_results)
         res["baselines"] = {
             name: _mean_metrics([f["baselines"][name] for f in fold_results])
@@ -333,7 +361,8 @@ def evaluate(
         res["by_record"] = _mean_by_record([f["by_record"] for f in fold_results])
         res["n_records"] = len(names)
     else:
-        res = _ds1_cv(root, params, seed, cache_dir, log)
+        res = _ds1_cv(root, params, seed, cache_dir, log, bar)
+    bar.close()
     res["protocol"] = protocol
     res["anchors"] = ANCHORS[protocol]
     if protocol in GOALS:
@@ -347,7 +376,12 @@ def evaluate(
 
 
 def _ds1_cv(
-    root: Path, params: dict[str, Any], seed: int, cache_dir: Path | None, log: Callable[[str], None]
+    root: Path,
+    params: dict[str, Any],
+    seed: int,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+    bar: Any = None,
 ) -> dict[str, Any]:
     """Patient-wise 4-fold CV inside DS1; AUROC of the detector for each rr_weight in RR_WEIGHTS."""
     beats = _labelled(load_beats(root, list(DS1), peaks="reference", cache_dir=cache_dir))
@@ -365,6 +399,7 @@ def _ds1_cv(
         for w in RR_WEIGHTS:
             score_by_w[w][test_mask] = zs + w * z["timing"]
         shape[test_mask] = zs
+        _advance(bar)
         log(f"  fold {k + 1}/4 (test records {', '.join(group)}) done")
     aami = beats["aami"].to_numpy()
     by_w = {f"{w:g}": metrics(score_by_w[w], aami)["auroc"] for w in RR_WEIGHTS}

@@ -70,6 +70,7 @@ DENSITIES = ("knn", "mahalanobis")
 STATE_VERSION = 5
 TIMING_REFERENCE = "timing_reference.safetensors"
 PATIENT_REFERENCE = "patient_reference.safetensors"
+SIMULATED_PREFIX = "SIMULATED"  # record names of genforge.ecg.simulate
 
 
 class ECGAnomalyDetector(SuiteEstimator):
@@ -253,6 +254,9 @@ class ECGAnomalyDetector(SuiteEstimator):
         combined = self._combine(vae_val, rr_val, patient_val)
         self.offset_ = -float(np.quantile(combined, 1.0 - self.target_far))
         self.n_train_ = int(len(train_idx))
+        self.training_records_ = (
+            sorted({str(r) for r in beats["record"]}) if "record" in beats.columns else None
+        )
         return self
 
     # ------------------------------------------------------------------------------------ scoring
@@ -292,6 +296,16 @@ class ECGAnomalyDetector(SuiteEstimator):
     def predict(self, beats: pd.DataFrame) -> np.ndarray:
         """+1 for normal beats, -1 for abnormal ones (at the fitted threshold)."""
         return np.where(self.decision_function(beats) < 0, -1, 1)
+
+    @property
+    def trained_on_simulated_only(self) -> bool:
+        """Whether every training record was SIMULATED (``genforge.ecg.simulate``): such a model knows one
+        simulated heart and flags most normal beats of real recordings, so it is for trying things only."""
+        self._check_fitted()
+        names = self.training_records_
+        if names is None and getattr(self, "patient_", None) is not None:
+            names = sorted(set(self.patient_.records_))
+        return bool(names) and all(str(n).startswith(SIMULATED_PREFIX) for n in names)
 
     @property
     def threshold_(self) -> float:
@@ -343,6 +357,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         }
         state.update({key: float(getattr(self, key)) for key in _SCALARS})
         state["n_train_"] = int(self.n_train_)
+        state["training_records_"] = self.training_records_
         state["patient"] = None if self.patient_ is None else self.patient_.names()
         return state
 
@@ -358,6 +373,8 @@ class ECGAnomalyDetector(SuiteEstimator):
         for key in _SCALARS:
             setattr(self, key, float(state[key]))
         self.n_train_ = int(state["n_train_"])
+        records = state.get("training_records_")  # absent in checkpoints written before it was kept
+        self.training_records_ = None if records is None else [str(r) for r in records]
         self._timing_index = None
         if self.timing_density == "knn":
             arrays = self._load_arrays(directory / TIMING_REFERENCE)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from genforge.ecg.data import read_record, resolve_records
-from genforge.ecg.models import ECGAnomalyDetector
+from genforge.ecg.models import SIMULATED_PREFIX, ECGAnomalyDetector
 from genforge.ecg.preprocess import beat_table
 from genforge.errors import GenforgeError
 from genforge.io import atomic_path, write_table_atomic, write_text_atomic
@@ -134,6 +134,13 @@ def score_records(
     ann_names = annotation_names(keys, echo)  # before any work: every record gets its own annotation file
     stamps = {key: content_fingerprint(rec) for key, rec in zip(keys, records, strict=True)}
     detector = ECGAnomalyDetector.load(model_dir)
+    real = [k for k in keys if not k.startswith(SIMULATED_PREFIX)]
+    if detector.trained_on_simulated_only and real:
+        echo(
+            f"warning: {model_dir} was trained on SIMULATED ECG only and flags most normal beats of real "
+            f"recordings ({', '.join(real[:3])}{', ...' if len(real) > 3 else ''}); train a model on real "
+            "records with 'genforge ecg train' before reading its flags"
+        )
     fp = model_fingerprint(model_dir, threshold, peaks, lead, fs)
     parts_dir = Path(work_dir) if work_dir else out.with_name(out.name + ".parts")
     parts_dir = parts_dir / fp

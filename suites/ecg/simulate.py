@@ -14,6 +14,7 @@ exactly the same readers as real data. Record names and header comments say SIMU
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,33 @@ def train_demo_model(
     normal = beats[beats["aami"] == "N"].reset_index(drop=True)
     ECGAnomalyDetector(max_steps=max_steps, target_far=0.02, seed=seed).fit(normal).save(model_dir)
     return model_dir
+
+
+@dataclass(frozen=True)
+class DemoOutputs:
+    """What a demo run left: its model folder and the folder of its SIMULATED records."""
+
+    model: Path
+    records: Path
+
+
+def latest_demo_outputs(root: str | os.PathLike[str]) -> DemoOutputs | None:
+    """The newest ECG demo run under ``root`` (``genforge demo`` writes ``<run>/ecg/``, ``genforge ecg
+    demo`` writes ``ecg-demo-<time>/``); ``None`` when there is none. Only ``config.json`` is read: a
+    folder counts when it holds an ECG detector checkpoint beside a ``records`` folder."""
+    import json
+
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    found = []
+    for config in [*root.glob("model/config.json"), *root.glob("*/model/config.json"),
+                   *root.glob("*/ecg/model/config.json")]:
+        run = config.parent.parent
+        try:
+            estimator = json.loads(config.read_text(encoding="utf-8")).get("extra", {}).get("estimator")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if str(estimator).rsplit(".", 1)[-1] == "ECGAnomalyDetector" and (run / "records").is_dir():
+            found.append((config.stat().st_mtime, str(run), DemoOutputs(config.parent, run / "records")))
+    return max(found)[2] if found else None

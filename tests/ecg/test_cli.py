@@ -49,6 +49,7 @@ def test_train_score_resume_and_bad_record(mitdb: Path, tmp_path: Path, monkeypa
     rc = main(["ecg", "score", str(records), "--model", str(model), "--out", str(out)])
     err = capsys.readouterr()
     assert rc == 1  # one record failed, the others were scored
+    assert f"WFDB annotations of the flagged beats: {out.parent}/<record>.gfa" in err.out
     assert "bad.dat: truncated: header says 650000 samples" in err.err
     table = pd.read_parquet(out)
     assert {"record", "sample", "time_s", "score", "flag", "symbol"} <= set(table.columns)
@@ -120,14 +121,59 @@ def test_errors_by_record() -> None:
     assert "most missed abnormal beats at 5%, by record: b (4)" in text
 
 
-def test_baselines_run_on_beats(small_beats) -> None:
+def test_baselines_match_independent_computations(small_beats) -> None:
+    """Each distance baseline equals the same quantity computed another way (scipy / plain numpy)."""
+    from scipy.spatial.distance import mahalanobis
+
+    from genforge.ecg.evaluate import RR4, WAVE_COLS
+
     train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
-    test = small_beats[small_beats["record"] == TEST_RECORD]
+    test = small_beats[small_beats["record"] == TEST_RECORD].iloc[::40]
+    rr_tr, rr_te = (np.log(f[RR4].to_numpy(np.float64)) for f in (train, test))
+    # Mahalanobis on log RR (squared, maximum-likelihood covariance)
+    vi = np.linalg.inv(np.cov(rr_tr, rowvar=False, bias=True))
+    expected = [mahalanobis(x, rr_tr.mean(0), vi) ** 2 for x in rr_te]
+    np.testing.assert_allclose(BASELINES["rr_mahalanobis"](train, test), expected, rtol=1e-6)
+    # 5-NN: mean distance to the five nearest training beats, features standardised on the training beats
+    mu, sd = rr_tr.mean(0), rr_tr.std(0)
+    d = np.linalg.norm((rr_te - mu)[:, None, :] / sd - (rr_tr - mu)[None, :, :] / sd, axis=2)
+    np.testing.assert_allclose(BASELINES["rr_knn5"](train, test), np.sort(d, 1)[:, :5].mean(1), rtol=1e-5)
+    # PCA shape: squared error of the projection on the first 10 principal axes
+    w_tr, w_te = train[WAVE_COLS].to_numpy(np.float64), test[WAVE_COLS].to_numpy(np.float64)
+    axes = np.linalg.svd(w_tr - w_tr.mean(0), full_matrices=False)[2][:10]
+    centred = w_te - w_tr.mean(0)
+    error = ((centred - centred @ axes.T @ axes) ** 2).sum(1)
+    np.testing.assert_allclose(BASELINES["pca_shape"](train, test), error, rtol=1e-6, atol=1e-9)
+
+
+def test_baselines_read_what_they_claim(small_beats) -> None:
+    """Record 119's premature ventricular beats differ in shape and timing: every baseline finds them,
+    and shuffling the timing columns across beats blinds the RR baselines but not the shape ones
+    (and the other way round), so each baseline reads what its name says."""
+    from genforge.ecg.evaluate import RR_COLS, WAVE_COLS
+
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    test = small_beats[small_beats["record"] == TEST_RECORD].reset_index(drop=True)
     aami = test["aami"].to_numpy()
-    for name, fn in BASELINES.items():
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(test))
+    no_timing = test.copy()
+    no_timing[RR_COLS] = test[RR_COLS].to_numpy()[order]
+    no_shape = test.copy()
+    no_shape[WAVE_COLS] = test[WAVE_COLS].to_numpy()[order]
+
+    def auroc(name: str, beats) -> float:
         kwargs = {"steps": 200} if name == "plain_autoencoder" else {}
-        auroc = metrics(fn(train, test, **kwargs), aami)["auroc"]
-        assert 0.5 < auroc <= 1.0, (name, auroc)
+        return metrics(BASELINES[name](train, beats, **kwargs), aami)["auroc"]
+
+    for name in BASELINES:
+        assert auroc(name, test) > 0.95, name
+    for name in ("rr_mahalanobis", "rr_knn5"):
+        assert abs(auroc(name, no_timing) - 0.5) < 0.1, name
+        assert auroc(name, no_shape) == pytest.approx(auroc(name, test))
+    for name in ("pca_shape", "plain_autoencoder"):
+        assert abs(auroc(name, no_shape) - 0.5) < 0.1, name
+        assert auroc(name, no_timing) == pytest.approx(auroc(name, test))
 
 
 def test_demo_is_labelled_simulated(tmp_path: Path) -> None:
@@ -170,3 +216,20 @@ def test_download_wraps_wfdb_offline(mitdb: Path, tmp_path: Path, monkeypatch, c
     assert main(["ecg", "download", "mitdb", "--dir", str(tmp_path / "dl2")]) == 2
     err = capsys.readouterr().err
     assert "mitdb: download from PhysioNet failed" in err and "Traceback" not in err
+
+
+def test_demo_writes_under_the_results_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`genforge ecg demo` without --out writes a new ecg-demo-<time> folder under $GENFORGE_RESULTS, where
+    the dashboard looks for the newest demo; its model is marked as trained on SIMULATED ECG only."""
+    from genforge.ecg import latest_demo_outputs
+
+    monkeypatch.setenv("GENFORGE_RESULTS", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main(["ecg", "demo", "--quick"]) == 0
+    runs = [p.name for p in tmp_path.iterdir()]
+    assert len(runs) == 1 and runs[0].startswith("ecg-demo-"), runs
+    found = latest_demo_outputs(tmp_path)
+    assert found is not None and found.model == tmp_path / runs[0] / "model"
+    assert (found.records / "SIMULATED_test.hea").is_file()
+    assert ECGAnomalyDetector.load(found.model).trained_on_simulated_only
+    assert f"demo outputs in {tmp_path / runs[0]}" in capsys.readouterr().err

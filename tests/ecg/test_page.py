@@ -209,3 +209,35 @@ def test_uploads_are_pruned_to_the_most_recent(upload_page: AppTest, mitdb: Path
     assert len(kept) == 8  # the page's UPLOAD_KEEP
     assert "old11" in kept and "old04" not in kept  # the newest stay, the oldest go
     assert any(list(p.glob("ecg.csv")) for p in store.iterdir())  # this upload is among them
+
+
+def test_page_opens_on_the_latest_demo_and_refuses_its_model_for_real_records(
+    monkeypatch, mitdb: Path, tmp_path: Path
+) -> None:
+    """With no model named, the page opens on the newest demo run under the results folder (its model and
+    SIMULATED records); that model is refused for a real recording, with the reason."""
+    from genforge.ecg import train_demo_model
+
+    results = tmp_path / "results"
+    train_demo_model(results / "demo-old" / "ecg", minutes=3.0, max_steps=20)
+    newest = results / "ecg-demo-new"
+    train_demo_model(newest, minutes=3.0, max_steps=20)
+    os.utime(results / "demo-old" / "ecg" / "model" / "config.json", (1_000_000, 1_000_000))
+    monkeypatch.delenv("GENFORGE_ECG_MODEL", raising=False)
+    monkeypatch.delenv("GENFORGE_ECG_RECORDS", raising=False)
+    monkeypatch.setenv("GENFORGE_RESULTS", str(results))
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert at.text_input(key="model_dir").value == str(newest / "model")
+    assert at.text_input(key="folder").value == str(newest / "records")
+    assert {m.label: m.value for m in at.metric}["record"].startswith("SIMULATED_train")
+    real = tmp_path / "real"
+    real.mkdir()
+    for ext in ("hea", "dat", "atr"):
+        shutil.copy(mitdb / f"100.{ext}", real / f"100.{ext}")
+    at.text_input(key="folder").set_value(str(real)).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "trained on SIMULATED ECG only" in errors[0], errors
+    assert not at.metric  # nothing scored
