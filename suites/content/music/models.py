@@ -1,0 +1,224 @@
+"""``MusicGenerator``: the core GPT over the four-voice event vocabulary of ``music.data`` (one token =
+one voice's pitch-or-rest at one sixteenth step), trained by the core Trainer on windows of the pieces;
+it scores pieces (NLL per event), continues an opening and generates new pieces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genforge.errors import DataError, GenforgeError
+from genforge.estimator import Example, SuiteEstimator
+
+
+def _token_lists(X: Any) -> list[list[int]]:
+    from genforge.content.music.data import Piece, encode
+
+    if isinstance(X, Piece):
+        X = [X]
+    out = []
+    for item in X:
+        if isinstance(item, Piece):
+            out.append(encode(item.grid))
+        else:
+            out.append([int(t) for t in item])
+    if not out or not any(out):
+        raise DataError("MusicGenerator.fit: expected a non-empty list of pieces (or token lists)")
+    return out
+
+
+class MusicGenerator(SuiteEstimator):
+    """GPT language model over music events."""
+
+    def __init__(
+        self,
+        block_size: int = 256,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        dropout: float = 0.1,
+        max_steps: int = 3000,
+        batch_size: int = 16,
+        lr: float = 1e-3,
+        warmup_steps: int = 100,
+        weight_decay: float = 0.1,
+        seed: int = 0,
+        progress: bool = True,
+        device: str = "auto",
+    ) -> None:
+        self.block_size = block_size
+        self.n_layer = n_layer
+        self.n_head = n_head
+        self.n_embd = n_embd
+        self.dropout = dropout
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.warmup_steps = warmup_steps
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.progress = progress
+        self.device = device
+
+    @classmethod
+    def example(cls) -> Example:
+        from genforge.content.music.data import Piece, encode
+
+        rng = np.random.default_rng(0)  # a scale-wise random walk: quick, and needs no corpus parsing
+        grid = (60 + np.cumsum(rng.integers(-2, 3, size=(64, 4)), axis=0) // 2).astype(np.int16) - [
+            0,
+            5,
+            12,
+            24,
+        ]
+        pieces = [Piece("walk", grid)]
+        return Example(
+            params=dict(
+                block_size=32,
+                n_layer=1,
+                n_head=2,
+                n_embd=32,
+                max_steps=20,
+                batch_size=8,
+                dropout=0.0,
+                progress=False,
+                device="cpu",
+            ),
+            fit_args=(pieces,),
+            probe=lambda est: est.nll(encode(grid))[0],
+        )
+
+    def fit(self, X: Sequence[Any], y: None = None) -> MusicGenerator:
+        """Train on pieces (``music.data.Piece``) or token lists."""
+        from genforge.content.music.data import VOCAB_SIZE
+        from genforge.content.text.data import Windows
+        from genforge.models.transformer import GPT, GPTConfig
+        from genforge.training import TrainConfig, Trainer
+
+        seqs = _token_lists(X)
+        ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
+        if len(ids) <= self.block_size + 1:
+            raise DataError(
+                f"the pieces hold {len(ids)} events; expected more than the context of {self.block_size + 1}"
+            )
+        torch.manual_seed(self.seed)
+        model = GPT(
+            GPTConfig(
+                vocab_size=VOCAB_SIZE,
+                block_size=self.block_size,
+                n_layer=self.n_layer,
+                n_head=self.n_head,
+                n_embd=self.n_embd,
+                dropout=self.dropout,
+                bias=False,
+            )
+        )
+        cfg = TrainConfig(
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            betas=(0.9, 0.99),
+            weight_decay=self.weight_decay,
+            grad_clip=1.0,
+            lr_schedule="cosine",
+            warmup_steps=self.warmup_steps,
+            val_every=None,
+            seed=self.seed,
+            progress=self.progress,
+            device=self.device,
+            precision="fp32",
+        )
+        result = Trainer(cfg).fit(model, Windows(ids, self.block_size))
+        self.model_ = model.eval()
+        self.history_ = result.history[-20:]
+        return self
+
+    @torch.no_grad()
+    def nll(self, tokens: Sequence[int], skip_first: int = 1) -> tuple[float, int]:
+        """Total NLL (nats) of ``tokens[skip_first:]`` and their count: a sliding window of
+        ``block_size`` moved by half a window, each token scored once with at least half a window of
+        context (all of it near the start)."""
+        self._check_fitted()
+        toks = torch.tensor([int(t) for t in tokens], dtype=torch.long)
+        block = self.model_.config.block_size
+        half = max(1, block // 2)
+        total, count, scored_to, start = 0.0, 0, max(1, skip_first), 0  # scored_to: next target position
+        while scored_to < len(toks):
+            y = toks[start + 1 : start + block + 1]
+            x = toks[start : start + len(y)]
+            logits = self.model_(self._tensor(x[None], torch.long))[0].float()
+            logp = torch.log_softmax(logits, -1).gather(1, self._tensor(y[:, None], torch.long))[:, 0]
+            first = scored_to - start - 1  # index in y of target position scored_to
+            total -= float(logp[first:].sum())
+            count += len(y) - first
+            scored_to = start + len(y) + 1
+            start = max(start + 1, scored_to - 1 - half)
+        return total, count
+
+    def generate_tokens(
+        self,
+        opening: Sequence[int],
+        n_events: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = 0,
+        chunk: int = 32,
+    ) -> list[int]:
+        """Continue ``opening`` (starting with BOS) by ``n_events`` tokens with the core ``GPT.generate``."""
+        self._check_fitted()
+        if not opening:
+            raise GenforgeError("generate: the opening is empty; expected at least the BOS token")
+        generator = torch.Generator(device=self._device())
+        if seed is not None:
+            generator.manual_seed(seed)
+        block = self.model_.config.block_size
+        chunk = max(1, min(chunk, block // 2))
+        ids = [int(t) for t in opening]
+        target = len(ids) + n_events
+        while len(ids) < target:
+            step = min(chunk, target - len(ids))
+            context = self._tensor([ids[-(block - step) :]], torch.long)
+            out = self.model_.generate(
+                context, step, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            )
+            ids += out[0, context.shape[1] :].tolist()
+        return ids
+
+    def generate(
+        self,
+        seconds: float = 20.0,
+        bpm: float = 90.0,
+        opening: Any = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = 0,
+    ) -> Any:
+        """A new piece of about ``seconds`` at ``bpm`` (a ``music.data.Piece``), continuing ``opening``
+        (a Piece) when given."""
+        from genforge.content.music.data import BOS, STEPS_PER_QUARTER, VOICES, Piece, decode, encode
+
+        if seconds <= 0 or bpm <= 0:
+            raise GenforgeError(f"generate: seconds = {seconds}, bpm = {bpm}; expected positive numbers")
+        steps = int(math.ceil(seconds * bpm / 60.0 * STEPS_PER_QUARTER))
+        start = encode(opening.grid) if opening is not None else [BOS]
+        done_steps = (len(start) - 1) // VOICES
+        start = start[: 1 + done_steps * VOICES]
+        tokens = self.generate_tokens(
+            start, max(0, steps - done_steps) * VOICES, temperature, top_k, top_p, seed
+        )
+        name = f"continuation of {opening.name}" if opening is not None else "generated"
+        return Piece(name, decode(tokens), bpm)
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"history": self.history_}
+
+    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
+        self.history_ = list(state.get("history", []))
