@@ -45,10 +45,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
         if suffix in {".csv", ".txt"}:
-            return pd.read_csv(path)
+            return _semicolon_aware(pd.read_csv(path), lambda: pd.read_csv(path, sep=";"), str(path))
+    except DataError:
+        raise
     except Exception as exc:  # the readers raise many types; one line for the user
         raise DataError(f"{path}: cannot be read as {suffix[1:]} ({type(exc).__name__}: {exc})") from None
     raise DataError(f"{path}: unknown file type {suffix!r}; expected .csv or .parquet")
+
+
+def _semicolon_aware(frame: pd.DataFrame, reread: Any, source: str) -> pd.DataFrame:
+    """A CSV read as one column whose name holds semicolons was written with ``;`` (European Excel):
+    read it again with that delimiter, decimal commas refused with a message saying what was seen."""
+    if frame.shape[1] != 1 or ";" not in str(frame.columns[0]):
+        return frame
+    frame = reread()
+    sample = frame.select_dtypes("object").head(20).astype(str)
+    if sample.apply(lambda col: col.str.fullmatch(r"-?\d+,\d+").all()).any():
+        raise DataError(f"{source}: semicolon-delimited with decimal commas (e.g. {sample.iloc[0, -1]!r}); "
+                        "expected decimal points (save the CSV with ',' delimiters or '.' decimals)")
+    return frame
 
 
 def read_uploaded_table(name: str, data: bytes) -> pd.DataFrame:
@@ -175,6 +190,13 @@ def validate_prices(
 
     if len(df) < min_rows:
         raise DataError(f"{source}: {len(df)} rows of prices; at least {min_rows} are needed")
+    if "Close" in df.columns and len(df) > 1:
+        spread = float(np.std(np.diff(np.log(df["Close"].to_numpy()))))
+        if spread < 1e-8:
+            raise DataError(
+                f"{source}: column 'Close' is (nearly) constant (std of log returns {spread:.1e}); "
+                "expected a price series that moves"
+            )
     df.index = pd.DatetimeIndex(dates.to_numpy(), name="Date")
     return df
 
