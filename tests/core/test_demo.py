@@ -71,7 +71,9 @@ def fake_suites(tmp_path, monkeypatch):
         "    (out_dir / 'done.txt').write_text(str(quick))\n"
         "    return {'auroc': 0.91, 'quick': quick}\n"
     )
-    (tmp_path / "fake_bad.py").write_text("def run_demo(out_dir):\n    raise RuntimeError('no data here')\n")
+    (tmp_path / "fake_bad.py").write_text(
+        "def run_demo(out_dir, quick=False):\n    raise RuntimeError('no data here')\n"
+    )
     (tmp_path / "fake_none.py").write_text("x = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     from genforge.suite import Suite
