@@ -34,21 +34,9 @@ def sp500_returns() -> np.ndarray:
 
 @st.cache_resource(show_spinner="Training the scenario GAN ...")
 def scenario_model(window: int, steps: int, seed: int):
-    import torch
+    from genforge.finance import quick_scenario_gan
 
-    from genforge.finance import ScenarioGAN
-
-    torch.set_num_threads(1)
-    returns = sp500_returns()
-    return ScenarioGAN(
-        window=window,
-        steps=steps,
-        hidden=32,
-        preprocessing="lambertw",
-        global_noise=False,
-        seed=seed,
-        progress=False,
-    ).fit(returns[:, None])
+    return quick_scenario_gan(window=window, steps=steps, seed=seed)
 
 
 def fan_chart(paths: np.ndarray) -> go.Figure:
@@ -79,14 +67,10 @@ def fan_chart(paths: np.ndarray) -> go.Figure:
     return fig
 
 
-def _acf(x: np.ndarray, lags: int) -> np.ndarray:
-    x = x - x.mean()
-    d = (x * x).sum()
-    return np.array([(x[:-k] * x[k:]).sum() / d for k in range(1, lags + 1)])
-
-
 def stylized_charts(real: np.ndarray, synth: np.ndarray) -> tuple[go.Figure, go.Figure]:
     """Histogram of daily returns and ACF of |r|, real vs synthetic."""
+    from genforge.finance import acf as _acf
+
     hist = go.Figure()
     hist.add_trace(
         go.Histogram(x=real, histnorm="probability density", name="S&P 500", opacity=0.6, nbinsx=120)
@@ -114,7 +98,7 @@ def render_scenarios() -> None:
     st.subheader("Market scenarios from a TCN GAN (Quant GAN style)")
     st.caption(
         "Trained on S&P 500 daily log returns 1999-2018 (bundled with arch). Small budgets here; "
-        "`genforge finance train-gen` trains the full model."
+        "`genforge finance scenarios train` trains the full model."
     )
     c = st.columns(4)
     steps = c[0].number_input("training steps", 20, 5000, 150, step=50, key="scen_steps")
@@ -135,7 +119,7 @@ def render_scenarios() -> None:
     left, right = st.columns(2)
     left.plotly_chart(hist, width="stretch")
     right.plotly_chart(acf, width="stretch")
-    from genforge.finance.evaluate_gen import garch_paths, stylized_facts
+    from genforge.finance import garch_paths, stylized_facts
 
     lags = max(1, min(100, int(length) - 2))
     ours = stylized_facts(real / 100, paths / 100, lags)
@@ -158,16 +142,9 @@ def german_credit() -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def uploaded_loans(name: str, data: bytes) -> pd.DataFrame:
     """Read and validate an uploaded loan table; raises DataError/GenforgeError with one line."""
-    from genforge.errors import DataError
-    from genforge.finance import read_uploaded_table
+    from genforge.finance import read_uploaded_loans
 
-    df = read_uploaded_table(name, data)
-    if len(df) == 0:
-        raise DataError(f"{name}: no rows; expected a loan table with a header and rows")
-    missing = df.columns[df.isna().any()].tolist()
-    if missing:
-        raise DataError(f"{name}: column {missing[0]!r} has missing values; expected complete rows")
-    return df
+    return read_uploaded_loans(name, data)
 
 
 @st.cache_resource(show_spinner="Fitting the PD model ...")
@@ -179,12 +156,9 @@ def pd_model(model: str):
 
 @st.cache_resource(show_spinner="Training the loan-book GAN ...")
 def loan_model(source: str, steps: int, _df: pd.DataFrame):
-    import torch
+    from genforge.finance import quick_loan_book_gan
 
-    from genforge.finance import LoanBookGAN
-
-    torch.set_num_threads(1)
-    return LoanBookGAN(steps=steps, hidden=(128, 128), progress=False).fit(_df)
+    return quick_loan_book_gan(_df, steps=steps)
 
 
 def comparison_chart(real: pd.Series, synth: pd.Series, discrete: bool) -> go.Figure:
@@ -205,7 +179,7 @@ def comparison_chart(real: pd.Series, synth: pd.Series, discrete: bool) -> go.Fi
 
 def render_loans() -> None:
     """Loan-book tab: data (German credit or upload), pricing, synthesis with comparisons."""
-    from genforge.errors import GenforgeError
+    from genforge.finance import GenforgeError
 
     st.subheader("Loan books: pricing and synthetic books")
     upload = st.file_uploader(
@@ -245,7 +219,7 @@ def render_loans() -> None:
         st.dataframe(priced[cols + [c for c in priced.columns if c not in cols]].head(500), hide_index=True)
 
     st.markdown("**Synthetic loan book** (CTGAN-style GAN)")
-    from genforge.finance.loans import infer_discrete_columns
+    from genforge.finance import infer_discrete_columns
 
     discrete = infer_discrete_columns(book)
     c = st.columns(4)
@@ -267,7 +241,7 @@ def render_loans() -> None:
     except GenforgeError as exc:
         st.error(str(exc))
         return
-    from genforge.finance.evaluate_loans import quality_report
+    from genforge.finance import quality_report
 
     rep = quality_report(book, synth, discrete)
     m = st.columns(3)

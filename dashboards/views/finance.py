@@ -43,11 +43,8 @@ def comparison(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The one-split comparison; ``feedback`` False gives the VAE a fixed VaR level (else the suite's
     default exception feedback)."""
-    import torch
-
     from genforge.finance import holdout_comparison
 
-    torch.set_num_threads(1)
     params = {"steps": steps, "n_samples": 128, "var_feedback": None if feedback else 0.0}
     return holdout_comparison(prices, test_days, params)
 
@@ -98,7 +95,7 @@ def render_volatility() -> None:
         "The VAE learns the distribution of the next day's squared return relative to a GJR-GARCH-t "
         "forecast, from range (Parkinson) and return features. Here every model is fitted once on the "
         "history before the test days and then filtered with fixed parameters; the full protocol "
-        "(`genforge finance evaluate-vol`) refits every 20 days over 2002-2018."
+        "(`genforge finance vol evaluate`) refits every 20 days over 2002-2018."
     )
     source = st.radio("Prices", ["S&P 500 (bundled)", "NASDAQ (bundled)", "Upload"], horizontal=True)
     prices = None
@@ -109,7 +106,7 @@ def render_volatility() -> None:
         if upload is None:
             st.info("Upload a price file to forecast its volatility.")
             return
-        from genforge.errors import GenforgeError
+        from genforge.finance import GenforgeError
 
         try:
             prices = uploaded_prices(upload.name, upload.getvalue())
@@ -158,14 +155,13 @@ def render_volatility() -> None:
 
 
 def render_generated(kind: str) -> None:
-    """A tab from finance-gen's module; missing module or a failure inside it is shown, not raised."""
+    """The scenarios or loans tab (:mod:`genforge.dashboards.views._finance_tabs`); a failure inside it
+    is shown, not raised, so the other tabs keep working."""
+    from genforge.dashboards.views import _finance_tabs as tabs
+
+    render = tabs.render_scenarios if kind == "scenarios" else tabs.render_loans
     try:
-        from genforge.dashboards import finance_generate_tabs as tabs
-    except ImportError:
-        st.info(f"The {kind} view is not installed yet (genforge.dashboards.finance_generate_tabs).")
-        return
-    try:
-        tabs.render_scenarios() if kind == "scenarios" else tabs.render_loans()
+        render()
     except Exception as exc:  # one tab's failure must not take the page down
         st.error(f"The {kind} view failed: {type(exc).__name__}: {exc}")
 

@@ -22,9 +22,15 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def none_boxes(at: AppTest) -> list[str]:
+    """Elements that show the bare text "None" (a value written by Streamlit's magic by mistake)."""
+    return [str(e.value) for e in [*at.markdown, *at.text, *at.code] if str(e.value).strip() == "None"]
+
+
 def test_default_page_shows_forecasts_and_the_loss_table(app):
     at = app.run()
     assert not at.exception, at.exception
+    assert none_boxes(at) == []
     assert at.title[0].value == "Finance"
     assert len(at.tabs) == 3
     vol = at.tabs[0]  # the scenario / loan tabs belong to finance-gen's module

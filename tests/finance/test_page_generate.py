@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_page import none_boxes  # tests/finance is on sys.path (pytest prepend mode)
 
 PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "views" / "finance.py"
 
@@ -21,6 +22,7 @@ def test_scenario_tab_trains_and_shows_paths_and_stylized_facts(app: AppTest) ->
     app.number_input(key="scen_length").set_value(30)
     app.button(key="scen_train").click().run()
     assert not app.exception, app.exception
+    assert none_boxes(app) == []
     scenarios = app.tabs[1]
     assert not scenarios.error, [e.value for e in scenarios.error]
     # fan chart, return histogram, ACF of |r|
@@ -32,6 +34,7 @@ def test_loan_tab_synthesizes_a_book_with_a_quality_score(app: AppTest) -> None:
     app.number_input(key="loan_n").set_value(50)
     app.button(key="loan_train").click().run()
     assert not app.exception, app.exception
+    assert none_boxes(app) == []
     loans = app.tabs[2]
     assert not loans.error, [e.value for e in loans.error]
     quality = [m for m in loans.metric if m.label == "quality"]
