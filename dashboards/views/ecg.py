@@ -183,7 +183,18 @@ for note in notes:
     st.warning(note)
 
 # ------------------------------------------------------------------------------------------ threshold
-unit = detector.threshold_ if detector.threshold_ > 0 else 1.0  # the score axis is in units of this
+# the model's threshold for this record (one for records seen in training, one for new records)
+model_threshold = float(np.median(detector.thresholds(beats))) if len(beats) else detector.threshold_
+unit = model_threshold if model_threshold > 0 else 1.0  # the score axis is in units of this
+seen = bool(len(beats)) and bool(detector.seen_in_training(beats).all())
+expected = detector.new_patient_far_
+if seen or not expected:
+    far_text = f"about {100 * detector.target_far:.0f}% of normal beats"
+else:
+    far_text = (
+        f"{100 * expected['median']:.1f}% of normal beats (median over held-out training patients; "
+        f"25-75%: {100 * expected['q25']:.1f}-{100 * expected['q75']:.1f}%)"
+    )
 factor = st.slider(
     "threshold (× the model's)",
     SLIDER_RANGE[0],
@@ -191,8 +202,7 @@ factor = st.slider(
     1.0,
     step=0.05,
     key="threshold",
-    help=f"1 = the model's threshold ({detector.threshold_:.2f}), set to flag "
-    f"{100 * detector.target_far:.0f}% of held-out normal training beats; new patients usually get more",
+    help=f"1 = the model's threshold for this record ({model_threshold:.2f}), expected to flag {far_text}",
 )
 threshold = factor * unit
 scored["flag"] = scored["score"] > threshold

@@ -78,6 +78,12 @@ def train(
     target_far: float = typer.Option(0.01, "--target-far", help="False-alarm rate on held-out normal beats"),
     noise_scaling: bool = NOISE_SCALING_OPTION,
     patient_weight: float = PATIENT_WEIGHT_OPTION,
+    calibration_folds: int = typer.Option(
+        4,
+        "--calibration-folds",
+        help="Set the new-record threshold on patients held out in this many folds of the training records "
+        "(one extra fit per fold); 0: one threshold for every record",
+    ),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace whatever --out holds (another model, other settings)"
@@ -102,7 +108,8 @@ def train(
     root = data_root(data)
     job = {"data": str(Path(root).resolve()), "records": records, "peaks": peaks,
            "architecture": architecture, "max_steps": max_steps, "target_far": target_far,
-           "noise_scaling": noise_scaling, "patient_weight": patient_weight, "seed": seed}
+           "noise_scaling": noise_scaling, "patient_weight": patient_weight, "seed": seed,
+           "calibration_folds": calibration_folds}
     check_claim(out, "genforge ecg train", job, overwrite=overwrite, resume=False)  # before any work
     names = parse_records_option(records, root)
     _echo(f"reading the beats of {len(names)} records (cached after the first run)")
@@ -119,6 +126,7 @@ def train(
         target_far=target_far,
         noise_scaling=noise_scaling,
         patient_weight=patient_weight,
+        calibration_folds=calibration_folds,
         seed=seed,
         progress=True,  # the training engine's bar (on a terminal)
     ).fit(normal)
@@ -126,14 +134,29 @@ def train(
         with output_job(out, "genforge ecg train", job, overwrite=overwrite, resume=False):
             det.save(out)
         typer.echo(
-            f"model written to {out} (threshold {det.threshold_:.3f} for {target_far:.1%} false alarms)"
+            f"model written to {out} (threshold {det.threshold_:.3f} for {target_far:.1%} false alarms on "
+            f"held-out beats of the training records; {det.threshold_new_:.3f} for new records)"
         )
+        typer.echo(_expected_far_line(target_far, det.new_patient_far_, det.training_records_ or []))
         if det.patient_ is not None:
             known = det.patient_.known_records()
             typer.echo(
                 f"beats of these {len(known)} training records will also be compared with their own record's "
                 "training beats when scored (patient-adapted); --patient-weight 0 turns that off"
             )
+
+
+def _expected_far_line(target: float | None, new: dict | None, seen: list[str]) -> str:
+    """What share of normal beats the model is expected to flag, for seen and for new records."""
+    seen_part = f"records seen in training ({len(seen)}): about {target:.1%}" if seen else ""
+    if new:
+        new_part = (
+            f"new records: {new['median']:.1%} median across {new['records']} held-out training patients "
+            f"(25-75%: {new['q25']:.1%}-{new['q75']:.1%}, worst {new['max']:.1%})"
+        )
+    else:
+        new_part = "new records: not calibrated on held-out patients (fewer training records than folds)"
+    return "expected false alarms on normal beats: " + "; ".join(p for p in (seen_part, new_part) if p)
 
 
 @app.command()
@@ -178,6 +201,8 @@ def score(
         )
         if report.n_records:
             from genforge.ecg.scoring import ANN_EXT
+
+            typer.echo(_expected_far_line(report.target_far, report.new_patient_far, report.seen_records))
 
             typer.echo(
                 f"WFDB annotations of the flagged beats: {out.parent}{os.sep}<record>.{ANN_EXT} "

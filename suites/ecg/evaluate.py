@@ -256,6 +256,9 @@ def _run_split(
     res["at_threshold"] = {
         "false_alarm_rate": float(flagged[normal].mean()),
         "sensitivity": float(flagged[~normal].mean()),
+        "false_alarm_rate_by_record": _spread_by_record(flagged, normal, test["record"].to_numpy()),
+        "seen_share": float(det.seen_in_training(test).mean()),  # beats judged by the seen-record threshold
+        "expected_new_patient": det.new_patient_far_,  # what fit measured on held-out training patients
     }
     res["by_record"] = by_record(parts["score"].to_numpy(), aami, test["record"].to_numpy())
     res["components"] = {
@@ -288,6 +291,14 @@ def _run_split(
             _advance(bar)
             log(f"  {name} auroc {res['baselines'][name]['auroc']:.4f}")
     return res
+
+
+def _spread_by_record(flagged: np.ndarray, normal: np.ndarray, record: np.ndarray) -> dict[str, float]:
+    """How the false-alarm rate on normal beats spreads across records (median, quartiles, extremes)."""
+    rates = np.array([flagged[normal & (record == r)].mean() for r in np.unique(record[normal])])
+    q25, q50, q75 = np.quantile(rates, [0.25, 0.5, 0.75])
+    return {"median": float(q50), "q25": float(q25), "q75": float(q75), "min": float(rates.min()),
+            "max": float(rates.max()), "records": int(len(rates))}
 
 
 def _describe(bar: Any, what: str) -> None:
@@ -452,6 +463,17 @@ def format_table(result: dict[str, Any]) -> str:
             f"at the detector's own threshold: false-alarm rate {t['false_alarm_rate']:.3f}, "
             f"sensitivity {t['sensitivity']:.3f}"
         )
+        spread, expected = t.get("false_alarm_rate_by_record"), t.get("expected_new_patient")
+        if spread:
+            lines.append(
+                f"  false-alarm rate by record: median {spread['median']:.3f} (25-75% {spread['q25']:.3f}-"
+                f"{spread['q75']:.3f}, max {spread['max']:.3f}, {spread['records']} records)"
+            )
+        if expected:
+            lines.append(
+                f"  expected on new patients (held out in fit): median {expected['median']:.3f} "
+                f"(25-75% {expected['q25']:.3f}-{expected['q75']:.3f}, max {expected['max']:.3f})"
+            )
     if result.get("by_record"):
         table, far = result["by_record"], f"{BY_RECORD_FAR:.0%}"
         worst = _worst(table, "false_alarms")

@@ -27,14 +27,22 @@ How a beat is scored (higher anomaly score = more abnormal):
   a patient-adaptive workflow (some of this patient's beats marked normal, then the whole recording
   scored) makes available.
 - **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and they are
-  summed with weight ``rr_weight`` on timing and ``patient_weight`` on the same-record term. The
-  threshold (``offset_``) flags a fraction ``target_far`` of those held-out beats.
+  summed with weight ``rr_weight`` on timing and ``patient_weight`` on the same-record term.
+- **two operating points**: a record seen in training is judged against ``offset_``, which flags a
+  fraction ``target_far`` of held-out normal beats of the training records. A new record's normal beats
+  differ more from the training beats than held-out ones do, so that threshold would flag several times
+  ``target_far`` on new patients. With ``calibration_folds`` > 0 (and beats of at least that many records
+  in a ``record`` column), ``fit`` also trains one copy of the detector per fold of the training *records*,
+  scores the records each copy did not see, and sets ``offset_new_`` so that ``target_far`` of those
+  held-out patients' normal beats is flagged; ``new_patient_far_`` keeps how that rate spreads across the
+  held-out patients. Both are on the same standardised scale (median 0, IQR 1 on held-out normal beats).
 
 The defaults were chosen by patient-wise cross-validation inside MIT-BIH DS1 (``genforge ecg evaluate
 --protocol ds1-cv``), never on DS2; the measurements behind each choice are in ``docs/results/ecg.md``.
 
 The scikit-learn outlier-detector conventions are kept (as IsolationForest): ``score_samples`` is
-*higher for normal* beats (minus the anomaly score), ``decision_function = score_samples - offset_`` is
+*higher for normal* beats (minus the anomaly score), ``decision_function = score_samples - offset``
+(``offset_`` or ``offset_new_`` per beat, see :meth:`thresholds`) is
 negative for outliers, ``predict`` gives +1 (normal) / -1 (abnormal). ``anomaly_score`` gives the plain
 higher-is-worse score that the CLI writes. Persistence, ``clone``, ``NotFittedError`` and the device
 policy come from :class:`genforge.estimator.SuiteEstimator`; checkpoints of state versions 1-5 load.
@@ -67,7 +75,7 @@ DEFAULT_HIDDEN = {"conv1d": (8, 16, 32), "conv1d-residual": (8, 16, 32), "mlp": 
 ARCHITECTURES = tuple(DEFAULT_HIDDEN)
 TIMINGS = ("prematurity", "absolute")
 DENSITIES = ("knn", "mahalanobis")
-STATE_VERSION = 5
+STATE_VERSION = 6
 TIMING_REFERENCE = "timing_reference.safetensors"
 PATIENT_REFERENCE = "patient_reference.safetensors"
 SIMULATED_PREFIX = "SIMULATED"  # record names of genforge.ecg.simulate
@@ -106,6 +114,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         target_far: float = 0.01,
         validation_fraction: float = 0.15,
         max_train_beats: int | None = 40_000,
+        calibration_folds: int = 4,
         seed: int = 0,
         device: str = "auto",
         progress: bool = False,
@@ -129,6 +138,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         self.target_far = target_far
         self.validation_fraction = validation_fraction
         self.max_train_beats = max_train_beats
+        self.calibration_folds = calibration_folds
         self.seed = seed
         self.device = device
         self.progress = progress
@@ -174,6 +184,10 @@ class ECGAnomalyDetector(SuiteEstimator):
             )
         if not 0 < self.target_far < 1:
             raise GenforgeError(f"target_far={self.target_far}: expected a fraction in (0, 1)")
+        if self.calibration_folds < 0 or self.calibration_folds == 1:
+            raise GenforgeError(
+                f"calibration_folds={self.calibration_folds}: expected 0 (off) or at least 2 folds of records"
+            )
 
     def fit(self, beats: pd.DataFrame, y: Any = None) -> ECGAnomalyDetector:
         """Train on beats assumed normal; hold out ``validation_fraction`` for early stopping,
@@ -257,7 +271,44 @@ class ECGAnomalyDetector(SuiteEstimator):
         self.training_records_ = (
             sorted({str(r) for r in beats["record"]}) if "record" in beats.columns else None
         )
+        self.offset_new_, self.new_patient_far_ = None, None
+        if self.calibration_folds and len(self.training_records_ or []) >= self.calibration_folds:
+            self._calibrate_new_patients(beats)
         return self
+
+    def _calibrate_new_patients(self, beats: pd.DataFrame) -> None:
+        """Set ``offset_new_`` on patients held out of training (see the module docstring): one copy of
+        the detector per fold of the training records, each scoring the records it did not see."""
+        from sklearn.base import clone
+
+        records = np.asarray(self.training_records_)
+        rng = np.random.default_rng(self.seed + 1)
+        groups = np.array_split(rng.permutation(records), self.calibration_folds)
+        names = beats["record"].astype(str).to_numpy()
+        scores, owners = [], []
+        for k, group in enumerate(groups):
+            held = np.isin(names, group)
+            # the same-record term is silent on held-out records: the copies leave it out
+            twin = clone(self).set_params(
+                calibration_folds=0, patient_weight=0.0, progress=False, seed=self.seed + 100 + k
+            )
+            twin.fit(beats[~held].reset_index(drop=True))
+            scores.append(twin.anomaly_score(beats[held].reset_index(drop=True)))
+            owners.append(names[held])
+        score, owner = np.concatenate(scores), np.concatenate(owners)
+        threshold = float(np.quantile(score, 1.0 - self.target_far))
+        per_record = np.array([np.mean(score[owner == r] > threshold) for r in records])
+        q25, q50, q75 = np.quantile(per_record, [0.25, 0.5, 0.75])
+        self.offset_new_ = -threshold
+        self.new_patient_far_ = {
+            "pooled": float(np.mean(score > threshold)),
+            "median": float(q50),
+            "q25": float(q25),
+            "q75": float(q75),
+            "max": float(per_record.max()),
+            "records": int(len(records)),
+            "folds": int(self.calibration_folds),
+        }
 
     # ------------------------------------------------------------------------------------ scoring
     def anomaly_score(self, beats: pd.DataFrame) -> np.ndarray:
@@ -290,8 +341,28 @@ class ECGAnomalyDetector(SuiteEstimator):
         return -self.anomaly_score(beats)
 
     def decision_function(self, beats: pd.DataFrame) -> np.ndarray:
-        """Negative for outliers: ``score_samples - offset_``."""
-        return self.score_samples(beats) - self.offset_
+        """Negative for outliers: ``score_samples`` minus the beat's offset (minus :meth:`thresholds`)."""
+        return self.score_samples(beats) + self.thresholds(beats)
+
+    def seen_in_training(self, beats: pd.DataFrame) -> np.ndarray:
+        """[n] bool: the beat's record (``record`` column) had beats in training; all False without it."""
+        self._check_fitted()
+        if "record" not in beats.columns or not self.training_records_:
+            return np.zeros(len(beats), dtype=bool)
+        return beats["record"].astype(str).isin(self.training_records_).to_numpy()
+
+    def thresholds(self, beats: pd.DataFrame) -> np.ndarray:
+        """[n] the anomaly-score threshold of each beat: :attr:`threshold_` for records seen in training,
+        :attr:`threshold_new_` for the others (the same when no new-patient calibration was made)."""
+        return np.where(self.seen_in_training(beats), self.threshold_, self.threshold_new_)
+
+    @property
+    def threshold_new_(self) -> float:
+        """The threshold for records not seen in training (set on held-out patients; ``threshold_`` when
+        the detector was fitted without ``calibration_folds`` or without a ``record`` column)."""
+        self._check_fitted()
+        offset = getattr(self, "offset_new_", None)
+        return -(self.offset_ if offset is None else offset)
 
     def predict(self, beats: pd.DataFrame) -> np.ndarray:
         """+1 for normal beats, -1 for abnormal ones (at the fitted threshold)."""
@@ -358,6 +429,8 @@ class ECGAnomalyDetector(SuiteEstimator):
         state.update({key: float(getattr(self, key)) for key in _SCALARS})
         state["n_train_"] = int(self.n_train_)
         state["training_records_"] = self.training_records_
+        state["offset_new_"] = self.offset_new_
+        state["new_patient_far_"] = self.new_patient_far_
         state["patient"] = None if self.patient_ is None else self.patient_.names()
         return state
 
@@ -375,6 +448,9 @@ class ECGAnomalyDetector(SuiteEstimator):
         self.n_train_ = int(state["n_train_"])
         records = state.get("training_records_")  # absent in checkpoints written before it was kept
         self.training_records_ = None if records is None else [str(r) for r in records]
+        offset_new = state.get("offset_new_")
+        self.offset_new_ = None if offset_new is None else float(offset_new)
+        self.new_patient_far_ = state.get("new_patient_far_")
         self._timing_index = None
         if self.timing_density == "knn":
             arrays = self._load_arrays(directory / TIMING_REFERENCE)
@@ -403,6 +479,9 @@ class ECGAnomalyDetector(SuiteEstimator):
         if version < 5:  # versions 1-4: no same-record reference
             params["patient_weight"] = 0.0
             state.update(patient_center_=0.0, patient_scale_=1.0, patient=None)
+        if version < 6:  # versions 1-5: one threshold for every record
+            params["calibration_folds"] = 0
+            state.update(offset_new_=None, new_patient_far_=None)
         return params, state
 
     # ---------------------------------------------------------------------------------- internals

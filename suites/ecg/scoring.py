@@ -61,7 +61,8 @@ def score_record(
     if beats is None:
         beats = beat_table(read_record(path, lead=lead, fs=fs), peaks=peaks)
     parts = detector.score_parts(beats)
-    thr = detector.threshold_ if threshold is None else float(threshold)
+    # the model's own thresholds: one for records seen in training, one for new records
+    thr = detector.thresholds(beats) if threshold is None else float(threshold)
     return pd.DataFrame(
         {
             "record": beats["record"].to_numpy(),
@@ -89,6 +90,9 @@ class ScoreReport:
     n_records: int = 0
     n_beats: int = 0
     n_flagged: int = 0
+    target_far: float | None = None  # the model's false-alarm target (records seen in training)
+    new_patient_far: dict | None = None  # its false-alarm rate on held-out patients (median, q25, q75, max)
+    seen_records: list[str] = field(default_factory=list)  # records in the output seen in training
 
 
 def model_fingerprint(
@@ -146,7 +150,7 @@ def score_records(
     parts_dir = parts_dir / fp
     parts_dir.mkdir(parents=True, exist_ok=True)
     dist.init()
-    report = ScoreReport(out=out)
+    report = ScoreReport(out=out, target_far=detector.target_far, new_patient_far=detector.new_patient_far_)
     mine = list(dist.shard(list(zip(keys, records, strict=True))))
     bar = tqdm(mine, desc="score", unit="record", disable=None if progress else True)
     for key, rec in bar:
@@ -187,6 +191,8 @@ def score_records(
         write_annotations(table, out.parent, names=ann_names)
         report.n_records = len(frames)
         report.n_beats, report.n_flagged = len(table), int(table["flag"].sum())
+        known = set(detector.training_records_ or [])
+        report.seen_records = sorted({str(r) for r in table["record"]} & known)
     work_root = parts_dir.parent if parts_dir.parent.name.endswith(".parts") else parts_dir
     if not report.failed or not frames:  # complete, or nothing worth resuming: leave no work files behind
         shutil.rmtree(work_root, ignore_errors=True)

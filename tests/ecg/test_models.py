@@ -311,3 +311,32 @@ def test_version5_checkpoint_of_the_previous_release_scores_as_it_did(tmp_path) 
     np.testing.assert_allclose(det.anomaly_score(beats), expected["anomaly_score"], rtol=1e-5, atol=1e-5)
     assert det.threshold_ == pytest.approx(expected["threshold"])
     assert ECGAnomalyDetector.load(folder, device="cpu").get_params() == det.get_params()
+
+
+def test_new_patient_threshold_is_set_on_held_out_patients(small_beats, tmp_path) -> None:
+    """With calibration folds, records seen in training keep the held-out-beat threshold and new records
+    get one set on training patients held out of copies of the detector; both survive save/load."""
+    normal = small_beats[small_beats["aami"] == "N"].reset_index(drop=True)
+    det = ECGAnomalyDetector(
+        max_steps=40, max_train_beats=1500, timing_k=5, target_far=0.02, calibration_folds=3
+    ).fit(normal)
+    far = det.new_patient_far_
+    assert far["records"] == 3 and far["folds"] == 3
+    assert abs(far["pooled"] - 0.02) < 0.001 and far["q25"] <= far["median"] <= far["q75"] <= far["max"]
+    assert det.threshold_new_ != det.threshold_
+    seen = small_beats[small_beats["record"] == "100"]
+    new = seen.assign(record="not-in-training")
+    assert det.seen_in_training(seen).all() and not det.seen_in_training(new).any()
+    np.testing.assert_allclose(det.thresholds(seen), det.threshold_)
+    np.testing.assert_allclose(det.thresholds(new), det.threshold_new_)
+    expected = np.where(det.anomaly_score(new) > det.threshold_new_, -1, 1)
+    np.testing.assert_array_equal(det.predict(new), expected)
+    det.save(tmp_path)
+    back = ECGAnomalyDetector.load(tmp_path)
+    assert back.threshold_new_ == pytest.approx(det.threshold_new_) and back.new_patient_far_ == far
+    with pytest.raises(GenforgeError, match="calibration_folds"):
+        ECGAnomalyDetector(calibration_folds=1).fit(normal)
+    # without a record column (or with fewer records than folds) there is one threshold
+    plain = ECGAnomalyDetector(max_steps=20, max_train_beats=800, timing_k=5)
+    plain.fit(normal.drop(columns="record"))
+    assert plain.new_patient_far_ is None and plain.threshold_new_ == plain.threshold_
