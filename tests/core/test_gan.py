@@ -258,3 +258,35 @@ def test_tcn_sequence_gan_learns_per_sequence_levels():
     assert (levels.abs() > 0.5).float().mean() > 0.85, levels.abs().mean()
     assert wiggle < 0.25, wiggle
     assert 0.6 < levels.std() < 1.4, levels.std()
+
+
+def _critic_weights(module: nn.Module) -> list[nn.Module]:
+    targets = (nn.Linear, nn.Conv1d, nn.Conv2d)
+    return [m for m in module.modules() if isinstance(m, targets)]
+
+
+def test_every_critic_asked_for_spectral_norm_has_it():
+    """Core critics of every kind and the finance GANs' own critics (built through build_critic):
+    with spectral_norm=True every Linear/Conv weight of the critic is spectrally normalised."""
+    from torch.nn.utils import parametrize
+
+    from genforge.finance.loans.models import LoanGAN, LoanGANConfig
+    from genforge.finance.scenarios.models import ScenarioNet, ScenarioNetConfig
+
+    models = [
+        GAN(GANConfig(kind="sequence", channels=2, length=12, hidden=(8,), spectral_norm=True)),
+        GAN(GANConfig(kind="image", channels=1, image_size=(8, 8), hidden=(8, 16), spectral_norm=True)),
+        GAN(GANConfig(kind="tabular", in_features=3, hidden=(8,), pac=2, spectral_norm=True)),
+        ScenarioNet(ScenarioNetConfig(kind="sequence", channels=2, length=12, hidden=(8,),
+                                      increment_scale=(3.0, 4.0), spectral_norm=True)),
+        LoanGAN(LoanGANConfig(kind="tabular", in_features=5, cond_dim=2, hidden=(8,), hidden_d=(16, 4),
+                              dropout_d=0.5, pac=2, spectral_norm=True)),
+    ]
+    for model in models:
+        layers = _critic_weights(model.discriminator)
+        assert layers, type(model).__name__
+        unnormed = [m for m in layers if not parametrize.is_parametrized(m, "weight")]
+        assert not unnormed, (type(model).__name__, unnormed)
+    # the finance critics are their own (wider input, own widths), not the core default
+    assert models[3].discriminator.net.inp.in_channels == 4
+    assert [m.out_features for m in _critic_weights(models[4].discriminator)] == [16, 4, 1]

@@ -254,10 +254,22 @@ def test_dcr_of_copies_and_holdout(book):
     assert 0.5 < fresh["dcr_ratio"] < 2.0
 
 
-def test_tstr_of_real_data_matches_trtr(book):
+def test_tstr_of_real_data_matches_trtr_and_of_broken_data_does_not(book):
+    """TSTR computed by the protocol's own scorer: a "synthetic" book that is a resample of the real
+    training rows trains as good a PD model as the real rows (ratio near 1); one whose outcomes are
+    shuffled (every feature kept, the link to default cut) does not (ratio near 0.5 / TRTR)."""
     train, hold = el.stratified_split(book, "creditability", 0.3, seed=0)
-    trtr = el.auroc_on_holdout(train, hold, "creditability", "bad")
-    assert trtr > 0.75
+    cfg = el.LoanEvalConfig()
+    trtr = {m: el.auroc_on_holdout(train, hold, "creditability", "bad", m) for m in el.PD_MODELS}
+    assert trtr["logistic"] > 0.75
+    discrete = infer_discrete_columns(book)
+    resampled = train.sample(len(train), replace=True, random_state=1).reset_index(drop=True)
+    good = el.score_synthetic(train, hold, resampled, discrete, cfg, trtr)
+    assert 0.9 < good["tstr_over_trtr"] <= 1.1
+    broken = resampled.copy()
+    broken["creditability"] = np.random.default_rng(2).permutation(broken["creditability"].to_numpy())
+    bad = el.score_synthetic(train, hold, broken, discrete, cfg, trtr)
+    assert bad["tstr_over_trtr"] < 0.85 and bad["tstr_auroc"] < good["tstr_auroc"] - 0.1
 
 
 def test_sdv_reported_as_skipped_when_missing():
