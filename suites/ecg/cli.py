@@ -214,8 +214,22 @@ def score(
 
 @app.command()
 def evaluate(
-    data: Path = typer.Option(None, "--data", help="MIT-BIH folder (default: $GENFORGE_DATA)"),
-    protocol: str = typer.Option("inter", "--protocol", help="inter, intra, or ds1-cv (settings selection)"),
+    data: Path = typer.Option(
+        None, "--data", help="MIT-BIH folder (default: $GENFORGE_DATA); external: any annotated WFDB folder"
+    ),
+    protocol: str = typer.Option(
+        "inter",
+        "--protocol",
+        help="inter, intra, ds1-cv (settings selection), inter-128 / inter-250 (DS2 resampled), noise (DS2 + "
+        "stress-test noise, and the published stress records), external (--model on --data)",
+    ),
+    model: Path = typer.Option(None, "--model", help="external: the trained model folder to score with"),
+    peaks: str = typer.Option(
+        "detect", "--peaks", help="external: detect (neurokit2; coverage measured) or reference (.atr)"
+    ),
+    noise_data: Path = typer.Option(
+        None, "--noise-data", help="noise: the nstdb folder (default: beside the MIT-BIH folder)"
+    ),
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here"),
     folds: int = typer.Option(5, "--folds", help="intra: how many of the 5 folds to run"),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the baselines too"),
@@ -252,6 +266,9 @@ def evaluate(
         seed=seed,
         log=_echo,
         progress=True,
+        model=model,
+        peaks=peaks,
+        noise_dir=noise_data,
     )
     typer.echo(format_table(result))
     if json_path:

@@ -52,8 +52,15 @@ ANCHORS = {
         "shape-only PCA error (issue calibration)": 0.739,
     },
     "ds1-cv": {},
+    "inter-128": {},
+    "inter-250": {},
+    "noise": {},
+    "external": {},
 }
-GOALS = {"inter": 0.93, "intra": 0.97}
+GOALS = {"inter": 0.93, "intra": 0.97, "inter-128": 0.93, "inter-250": 0.93, "noise": 0.90}
+# baselines of the protocols outside plain MIT-BIH (issue 13): RR-only, plus the PCA + kNN ablation
+OUTSIDE_BASELINES = ("rr_knn5", "rr_mahalanobis")
+STRESS_RECORDS = tuple(f"{r}e{s}" for r in ("118", "119") for s in ("24", "18", "12", "06", "00", "_6"))
 RR_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
 BY_RECORD_FAR = 0.05
 
@@ -227,6 +234,157 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+def ablation_pca_knn(
+    det: ECGAnomalyDetector,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    parts: pd.DataFrame | None = None,
+    seed: int = 0,
+    k: int = 5,
+    components: int = 10,
+) -> np.ndarray:
+    """The fitted detector with its VAE shape score replaced by a linear model: the distance to the
+    ``k``-th nearest training beat in the first ``components`` principal components of the same input (the
+    noise-scaled deviation from the local template), standardised on held-out training beats and summed
+    with the detector's own timing and same-record terms. If this scores as well as the detector, the VAE
+    adds nothing a PCA would not."""
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    from genforge.ecg.preprocess import beat_arrays
+
+    def inputs(frame: pd.DataFrame) -> np.ndarray:
+        waves, templates, _ = beat_arrays(frame)
+        return (det._inputs(waves, templates, det._noise(frame)) / det.x_scale_).reshape(len(frame), -1)
+
+    x = inputs(train)
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(20, int(round(0.15 * len(x))))
+    val, fit = order[:n_val], order[n_val:]
+    pca = PCA(n_components=components, random_state=seed).fit(x[fit])
+    index = NearestNeighbors(n_neighbors=k).fit(pca.transform(x[fit]))
+    held = index.kneighbors(pca.transform(x[val]))[0][:, -1]
+    q25, q50, q75 = np.quantile(held, [0.25, 0.5, 0.75])
+    distance = index.kneighbors(pca.transform(inputs(test)))[0][:, -1]
+    z = det.standardised_parts(det.score_parts(test) if parts is None else parts)
+    shape = (distance - q50) / max(q75 - q25, 1e-6)
+    return shape + det.rr_weight * z["timing"] + det.patient_weight * z["patient"]
+
+
+def _score_outside(
+    det: ECGAnomalyDetector,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    baselines: bool,
+    seed: int,
+    log: Callable[[str], None],
+    label: str,
+) -> dict[str, Any]:
+    """A fitted detector on one test set: metrics, its own operating point, the RR-only baselines and
+    the PCA + kNN ablation (the baselines need ``train``, the detector's training beats)."""
+    parts = det.score_parts(test)
+    aami = test["aami"].to_numpy()
+    score = parts["score"].to_numpy()
+    res = metrics(score, aami)
+    flagged = score > det.thresholds(test)
+    normal = aami == "N"
+    res["at_threshold"] = {
+        "false_alarm_rate": float(flagged[normal].mean()),
+        "sensitivity": float(flagged[~normal].mean()),
+        "false_alarm_rate_by_record": _spread_by_record(flagged, normal, test["record"].to_numpy()),
+    }
+    res["baselines"] = {}
+    if baselines and train is not None:
+        for name in OUTSIDE_BASELINES:
+            res["baselines"][name] = metrics(BASELINES[name](train, test, seed=seed), aami)
+        res["baselines"]["pca_knn_ablation"] = metrics(ablation_pca_knn(det, train, test, parts, seed), aami)
+    others = ", ".join(f"{n} {m['auroc']:.4f}" for n, m in res["baselines"].items())
+    far = res["at_threshold"]["false_alarm_rate"]
+    others = f"; {others}" if others else ""
+    log(f"  {label}: detector auroc {res['auroc']:.4f}, false alarms {far:.3f}{others}")
+    return res
+
+
+def _outside_protocol(
+    protocol: str,
+    root: Path,
+    params: dict[str, Any],
+    seed: int,
+    baselines: bool,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+    bar: Any,
+    noise_dir: Path | None,
+) -> dict[str, Any]:
+    """``inter-128`` / ``inter-250`` (DS2 at another rate) and ``noise`` (DS2 with stress noise, and the
+    published stress records); training on DS1 normals at the original rate."""
+    from genforge.ecg import protocols
+
+    exclude = {"118", "119"} if protocol == "noise" else set()  # the stress records are made of these
+    names = [r for r in DS1 if r not in exclude]
+    beats = _labelled(load_beats(root, names, peaks="reference", cache_dir=cache_dir))
+    train = beats[beats["aami"] == "N"].reset_index(drop=True)
+    log(f"{protocol}: {len(train)} normal training beats of {len(names)} DS1 records")
+    _describe(bar, "detector")
+    det = ECGAnomalyDetector(**{**params, "seed": seed}).fit(train)
+    _advance(bar)
+    if protocol.startswith("inter-"):
+        fs = float(protocol.split("-", 1)[1])
+        test = _labelled(protocols.resampled_beats(root, list(DS2), fs, cache_dir=cache_dir, progress=True))
+        _describe(bar, f"DS2 at {fs:g} Hz")
+        res = _score_outside(det, train, test, baselines, seed, log, f"DS2 at {fs:g} Hz")
+        _advance(bar)
+        res["n_train"], res["n_test"] = len(train), len(test)
+        res["test_counts"] = test["aami"].value_counts().to_dict()
+        return res
+    noise_dir = Path(noise_dir) if noise_dir is not None else root.parent / "nstdb"
+    by_noise: dict[str, Any] = {}
+    pooled: dict[float, list[pd.DataFrame]] = {}
+    for snr in protocols.NOISE_SNRS:
+        for kind in protocols.NOISE_KINDS:
+            _describe(bar, f"{kind} {snr:g} dB")
+            noisy = protocols.noisy_beats(root, list(DS2), noise_dir, kind, snr, cache_dir, progress=True)
+            test = _labelled(noisy)
+            by_noise[f"{kind} {snr:g} dB"] = _score_outside(
+                det, train, test, baselines, seed, log, f"DS2 + {kind} at {snr:g} dB"
+            )
+            pooled.setdefault(snr, []).append(test)
+            _advance(bar)
+    headline = pd.concat(pooled[6.0], ignore_index=True)
+    res = _score_outside(det, train, headline, baselines, seed, log, "DS2 + bw/em/ma pooled at 6 dB")
+    res["by_noise"] = by_noise
+    stress = _labelled(load_beats(noise_dir, list(STRESS_RECORDS), peaks="reference", cache_dir=cache_dir))
+    res["stress_records"] = {}
+    for name in STRESS_RECORDS:
+        one = stress[stress["record"] == name].reset_index(drop=True)
+        res["stress_records"][name] = _score_outside(det, None, one, False, seed, log, name)
+    _advance(bar)
+    return res
+
+
+def _external(
+    root: Path, model: Path, peaks: str, cache_dir: Path | None, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Score every annotated record of ``root`` with a trained model: metrics, operating point, coverage."""
+    from genforge.ecg import protocols
+    from genforge.ecg.data import AAMI, read_record
+
+    det = ECGAnomalyDetector.load(model)
+    names = protocols.annotated_records(root)
+    beats = _labelled(load_beats(root, names, peaks=peaks, cache_dir=cache_dir))
+    reference = 0
+    for name in names:
+        symbols = read_record(root / name).ann_symbols
+        reference += int(np.isin(symbols, list(AAMI)).sum())
+    res = _score_outside(det, None, beats, False, 0, log, f"{len(names)} records of {root}")
+    res["coverage"] = float(min(1.0, len(beats) / max(reference, 1)))
+    res["n_records"], res["n_test"] = len(names), len(beats)
+    res["test_counts"] = beats["aami"].value_counts().to_dict()
+    res["model"] = str(model)
+    log(f"  coverage of reference beats: {res['coverage']:.3f} ({len(beats)} of {reference})")
+    return res
+
+
 # ---------------------------------------------------------------------------------------- protocols
 def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["aami"] != ""].reset_index(drop=True)
@@ -321,6 +479,9 @@ def evaluate(
     seed: int = 0,
     log: Callable[[str], None] = print,
     progress: bool = False,
+    model: Path | None = None,
+    peaks: str = "detect",
+    noise_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run one protocol; returns the JSON-ready result (top-level ``auroc``, ``ap``, ``per_class_auroc``,
     ``baselines``, ...). ``params`` overrides :class:`ECGAnomalyDetector` settings; ``progress`` shows a
@@ -329,13 +490,23 @@ def evaluate(
 
     if protocol not in ANCHORS:
         raise GenforgeError(f"--protocol {protocol!r}: expected one of {', '.join(ANCHORS)}")
+    if protocol == "external":
+        if model is None:
+            raise GenforgeError("--protocol external: give the trained model with --model DIR")
+        if data is None:
+            raise GenforgeError("--protocol external: give the annotated WFDB folder with --data DIR")
+        started = time.perf_counter()
+        res = _external(Path(data), Path(model), peaks, cache_dir, log)
+        res.update(protocol=protocol, anchors={}, total_seconds=time.perf_counter() - started)
+        return res
     root = data_root(data)
     params = dict(params or {})
     started = time.perf_counter()
     methods = 1 + (len(BASELINES) if baselines else 0)
-    splits = {"inter": 1, "intra": min(folds, 5), "ds1-cv": 4}[protocol]
+    splits = {"inter": 1, "intra": min(folds, 5), "ds1-cv": 4}.get(protocol, 1)
+    total = {"inter-128": 2, "inter-250": 2, "noise": 2 + 12}.get(protocol)
     bar = tqdm(
-        total=splits * (methods if protocol != "ds1-cv" else 1),
+        total=total or splits * (methods if protocol != "ds1-cv" else 1),
         desc=f"evaluate {protocol}",
         unit="fit",
         disable=None if progress else True,
@@ -371,6 +542,8 @@ def evaluate(
         res["folds"] = [{"auroc": f["auroc"], "ap": f["ap"]} for f in fold_results]
         res["by_record"] = _mean_by_record([f["by_record"] for f in fold_results])
         res["n_records"] = len(names)
+    elif protocol in {"inter-128", "inter-250", "noise"}:
+        res = _outside_protocol(protocol, root, params, seed, baselines, cache_dir, log, bar, noise_dir)
     else:
         res = _ds1_cv(root, params, seed, cache_dir, log, bar)
     bar.close()
@@ -430,7 +603,8 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table: detector, baselines and anchors, with AUROC, AP, per-class AUROC, sens@FAR."""
     head = f"{'method':44s} {'AUROC':>6s} {'AP':>6s} " + " ".join(f"{c:>5s}" for c in CLASSES)
     head += f" {'se@1%':>6s} {'se@5%':>6s}"
-    lines = [f"MIT-BIH, protocol {result['protocol']}", head, "-" * len(head)]
+    title = "headline: DS2 + bw/em/ma pooled at 6 dB" if result["protocol"] == "noise" else ""
+    lines = [f"MIT-BIH, protocol {result['protocol']} {title}".rstrip(), head, "-" * len(head)]
 
     def row(name: str, m: dict[str, Any]) -> str:
         pc = m.get("per_class_auroc", {})
@@ -479,6 +653,14 @@ def format_table(result: dict[str, Any]) -> str:
         worst = _worst(table, "false_alarms")
         lines.append(f"most false alarms at {far} false-alarm rate, by record: {worst}")
         lines.append(f"most missed abnormal beats at {far}, by record: {_worst(table, 'missed')}")
+    for name, m in result.get("by_noise", {}).items():
+        lines.append(row(f"DS2 + {name}", m) + f"  FAR {m['at_threshold']['false_alarm_rate']:.3f}")
+        for base, bm in m.get("baselines", {}).items():
+            lines.append(f"    {base:40s} {bm['auroc']:6.3f}")
+    for name, m in result.get("stress_records", {}).items():
+        lines.append(row(f"stress record {name}", m) + f"  FAR {m['at_threshold']['false_alarm_rate']:.3f}")
+    if "coverage" in result:
+        lines.append(f"coverage of reference beats: {result['coverage']:.3f} ({result['n_records']} records)")
     if "auroc_by_rr_weight" in result:
         lines.append(
             "rr_weight -> AUROC: "
