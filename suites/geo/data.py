@@ -35,6 +35,7 @@ LONLAT_Y = {"lat", "latitude"}
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 VECTOR_SUFFIXES = (".geojson", ".json", ".shp", ".gpkg")
 DATA_ENV = "GENFORGE_DATA"
+GEOM_X, GEOM_Y = "geom_x", "geom_y"
 
 
 @dataclass
@@ -69,8 +70,8 @@ class SpatialData:
 def read_layer(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, Any, str | None]:
     """The attribute table of a file, its polygons (or None) and the CRS kind a vector file declares.
 
-    Point geometries become columns ``x``/``y`` (when the table has none of that name); polygon layers
-    get their centroids there and keep the polygons.
+    Point geometries become columns ``geom_x``/``geom_y`` (the coordinates detection takes first);
+    polygon layers get their centroids there (representative points for lon/lat) and keep the polygons.
     """
     path = Path(path)
     if not path.exists():
@@ -118,9 +119,7 @@ def _read_vector(path: Path) -> tuple[pd.DataFrame, Any, str | None]:
         raise DataError(
             f"{path}: field 'geometry' has types {sorted(kinds)}; expected Point or Polygon features"
         )
-    for name, values in (("x", points.x), ("y", points.y)):
-        if name not in frame.columns:
-            frame[name] = values.to_numpy()
+    frame[GEOM_X], frame[GEOM_Y] = points.x.to_numpy(), points.y.to_numpy()
     return frame.reset_index(drop=True), polygons, crs_kind
 
 
@@ -171,10 +170,13 @@ def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return [str(v) for v in value]
 
 
-def detect_coords(frame: pd.DataFrame, source: str = "<frame>") -> tuple[str, str]:
-    """The (x, y) columns: lon/lat, x/y, easting/northing names (case-insensitive)."""
-    lower = {str(c).lower(): str(c) for c in frame.columns}
+def detect_coords(
+    frame: pd.DataFrame, source: str = "<frame>", exclude: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """The (x, y) columns: lon/lat, x/y, easting/northing names (case-insensitive), never a target."""
+    lower = {str(c).lower(): str(c) for c in frame.columns if str(c) not in exclude}
     for xs, ys in (
+        ((GEOM_X,), (GEOM_Y,)),
         (("longitude", "lon", "lng", "long"), ("latitude", "lat")),
         (("x", "coord_x"), ("y", "coord_y")),
         (("easting",), ("northing",)),
@@ -230,7 +232,8 @@ def prepare(
     if crs not in CRS_KINDS:
         raise DataError(f"{source}: crs {crs!r}; expected one of {', '.join(CRS_KINDS)}")
     frame = frame.reset_index(drop=True)
-    coord_names = _names(coords) if coords is not None else list(detect_coords(frame, source))
+    targets = _names(target)
+    coord_names = _names(coords) if coords is not None else list(detect_coords(frame, source, tuple(targets)))
     if len(coord_names) != 2:
         raise DataError(f"{source}: --coords {coords!r}; expected two column names X,Y")
     cx, cy = coord_names
@@ -238,7 +241,6 @@ def prepare(
     y = _numeric(frame, cy, source, "y coordinate")
     crs = _coordinate_kind(x, y, cx, cy, crs, source, declared_by_file)
 
-    targets = _names(target)
     if require_target and not targets:
         raise DataError(f"{source}: no target column given; expected --target COL")
     for name in targets:

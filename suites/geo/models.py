@@ -443,7 +443,7 @@ class SpaceGAN(SuiteEstimator):
             if pd.api.types.is_numeric_dtype(self.frame_[c])
         }
         self._save_arrays(
-            directory / "points.safetensors", {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+            directory / "points.safetensors", {k: np.asarray(v) for k, v in arrays.items()}
         )
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:

@@ -1,0 +1,101 @@
+"""SpaceGAN: selection picks the argmin, learning happens, the spatial pattern survives, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from genforge.errors import DataError
+from genforge.geo import SpaceGAN, augment, global_moran_torch
+from genforge.geo.evaluate import block_holdout, coverage
+
+
+def test_selection_picks_the_argmin(fitted):
+    history = pd.DataFrame(fitted.selection_)
+    assert list(history["step"]) == list(range(50, 401, 50))
+    for name in ("mie", "rmse"):
+        best = history.loc[history[name].idxmin()]
+        assert fitted.best_step_[name] == best["step"]
+        assert fitted.best_scores_[name][name] == pytest.approx(best[name])
+    # the model holds the best-MIE weights: re-scoring it gives that checkpoint's MIE
+    assert fitted._score(fitted.model_)["mie"] == pytest.approx(fitted.best_scores_["mie"]["mie"], rel=1e-6)
+
+
+def test_learning_happens_mie_falls(fitted):
+    history = pd.DataFrame(fitted.selection_)
+    first, best = history["mie"].iloc[0], history["mie"].min()
+    assert best < 0.5 * first, history
+    # and the mean of draws beats the trivial generator (the global mean: RMSE = std of the target)
+    assert fitted.best_scores_["mie"]["rmse"] < 0.5 * fitted.hood_.y.std()
+
+
+def test_spatial_pattern_survives_augmentation(fitted, field):
+    draws = fitted.sample_array(10, seed=3)[:, :, 0]
+    real = global_moran_torch(torch.as_tensor(field["y"].to_numpy()), fitted.W_).item()
+    each = global_moran_torch(torch.as_tensor(draws), fitted.W_).numpy()
+    assert real > 0.5
+    assert np.abs(each - real).max() < 0.1, (real, each)
+    shuffled = global_moran_torch(torch.as_tensor(np.random.default_rng(0).permutation(draws[0])), fitted.W_)
+    assert abs(shuffled.item()) < 0.2  # the statistic does see a destroyed pattern
+
+
+def test_sample_long_frame_and_new_points(fitted, field):
+    out = fitted.sample(n_per_point=3, seed=1)
+    assert len(out) == 3 * len(field) and list(out["draw"].unique()) == [0, 1, 2]
+    assert list(out.columns) == [*field.columns, "draw"]
+    pd.testing.assert_series_equal(out["z"].iloc[: len(field)], field["z"], check_names=False)
+    again = fitted.sample(n_per_point=3, seed=1)
+    pd.testing.assert_frame_equal(out, again)
+    new = field.iloc[:5].assign(east=field["east"].iloc[:5] + 5.0).drop(columns="y")
+    generated = fitted.sample(n_per_point=4, frame=new, seed=0)
+    assert len(generated) == 20 and generated["y"].notna().all()
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = SpaceGAN.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(fitted.sample(2, seed=5), loaded.sample(2, seed=5))
+    assert loaded.best_step_ == fitted.best_step_
+
+
+def test_calibrate_spread_hits_its_level(fitted, field):
+    held = field.iloc[::7].assign(east=lambda f: f["east"] + 3.0)
+    scale = fitted.calibrate_spread(held, level=0.9, n=60, seed=0)
+    draws = fitted.sample_array(60, frame=held, seed=0)
+    assert scale > 0 and abs(coverage(draws, held[["y"]].to_numpy()) - 0.9) < 0.08
+    fitted.set_spread(1.0)
+
+
+def test_augment_fits_and_samples(field):
+    out = augment(
+        field,
+        2,
+        target="y",
+        coords=("east", "north"),
+        covariates=["z"],
+        max_steps=20,
+        check_every=10,
+        n_draws=2,
+        progress=False,
+        device="cpu",
+    )
+    assert len(out) == 2 * len(field) and "draw" in out
+
+
+def test_block_holdout_takes_whole_blocks(field):
+    xy = field[["east", "north"]].to_numpy(float)
+    held = block_holdout(xy, 4, seed=0)
+    assert 0.1 < held.mean() < 0.4
+    cell = np.minimum((xy / 140.0 * 4).astype(int), 3)  # the 4 x 4 cells over the 0..140 grid
+    ids = cell[:, 0] * 4 + cell[:, 1]
+    assert len(np.unique(ids[held])) == 4  # a quarter of the 16 cells ...
+    assert held[np.isin(ids, ids[held])].all()  # ... each held out whole
+
+
+def test_bad_parameters(field):
+    with pytest.raises(DataError, match="select"):
+        SpaceGAN(select="loss", progress=False).fit(field, target="y", coords=("east", "north"))
+    with pytest.raises(DataError, match="k=500"):
+        SpaceGAN(k=500, progress=False).fit(field, target="y", coords=("east", "north"))
