@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from tqdm.auto import tqdm
 
 ANCHORS = {"SDGym TVAE": {"quality": 0.881}, "SDGym CTGAN": {"quality": 0.842}}
 GOALS = {"quality": ">= 0.90", "tstr_over_trtr": ">= 0.95"}
@@ -264,7 +265,8 @@ def evaluate_loans(
     if cfg.pd_model not in PD_MODELS:
         raise ValueError(f"LoanEvalConfig.pd_model: expected one of {PD_MODELS}, got {cfg.pd_model!r}")
     pd_cv: dict[str, list[float]] = {m: [] for m in PD_MODELS}
-    for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
+    seeds = range(cfg.first_seed, cfg.first_seed + cfg.seeds)
+    for seed in tqdm(seeds, desc="evaluate-loans seeds", disable=not cfg.progress or cfg.seeds < 2):
         t0 = time.time()
         train, hold = stratified_split(df, cfg.target, cfg.holdout, seed)
         if cfg.inner_validation:  # for choosing settings: the holdout is set aside unseen

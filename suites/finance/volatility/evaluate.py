@@ -223,19 +223,19 @@ def rolling_forecasts(
         raise ValueError(f"{n} returns; the protocol needs more than the initial window of {initial}")
     starts = list(range(initial, n + 1, refit_every))
     if jobs > 1 and not getattr(model, "stateful", True) and len(starts) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        chunks = [list(c) for c in np.array_split(np.asarray(starts), min(jobs, len(starts))) if len(c)]
-        with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
-            parts = list(
-                pool.map(
-                    _worker,
-                    [model] * len(chunks),
-                    [frame] * len(chunks),
-                    [[int(t) for t in c] for c in chunks],
-                    [refit_every] * len(chunks),
-                )
-            )
+        # Small chunks (about ten per process) so the progress bar moves; the refits are independent,
+        # so the result does not depend on how they are split.
+        pieces = min(len(starts), 10 * jobs)
+        chunks = [[int(t) for t in c] for c in np.array_split(np.asarray(starts), pieces) if len(c)]
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+            futures = [pool.submit(_worker, model, frame, c, refit_every) for c in chunks]
+            bar = {"total": len(futures), "desc": f"{model.name} refits", "disable": not progress}
+            done = tqdm(as_completed(futures), **bar)
+            for _ in done:
+                pass
+            parts = [f.result() for f in futures]
         blocks = [b for part in parts for b in part]
     else:
         blocks = _run_blocks(model, frame, starts, refit_every, progress)
