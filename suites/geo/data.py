@@ -9,10 +9,10 @@ NaN or non-numeric coordinates and targets; lon/lat out of range; coordinates de
 planar, and planar ones (a projected CRS) that hold degrees; duplicated locations; fewer points than
 neighbours; a constant target.
 
-Coordinates: ``crs="auto"`` takes columns that look like lon/lat *and* lie in the degree range as lon/lat,
-anything else as planar; ``"lonlat"`` and ``"projected"`` declare it. Lon/lat is projected with an
-equirectangular projection about the mean latitude (x = lon cos(lat0), y = lat, in degrees), which is
-what neighbour searches need at city to state scale.
+Coordinates: ``crs="auto"`` takes columns named like lon/lat (lon, lng, longitude / lat, latitude) as lon/lat
+and checks their range, anything else as planar; ``"lonlat"`` and ``"projected"`` declare it. Lon/lat
+is projected with an equirectangular projection about the mean latitude (x = lon cos(lat0), y = lat, in
+degrees), which is what neighbour searches need at city to state scale.
 """
 
 from __future__ import annotations
@@ -288,6 +288,8 @@ def _coordinate_kind(
 ) -> str:
     in_range = bool(np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90))
     named_lonlat = cx.lower() in LONLAT_X and cy.lower() in LONLAT_Y
+    if crs == "auto" and named_lonlat:
+        crs = "lonlat"  # columns named lon/lat are checked as such (planar grids: --crs projected)
     if crs == "lonlat" and not in_range:
         bad_x = np.abs(x) > 180
         col, row = (
