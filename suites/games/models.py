@@ -1,0 +1,316 @@
+"""The level VAE: the core's 2-D conv :class:`genforge.VAE` with a categorical likelihood over tiles.
+
+:class:`LevelVAE` learns ``height`` x ``width`` windows (14 x 16 by default: one SMB screen) cut from the
+levels of one or several games, in one tile vocabulary (tiles with identical legend tags are one tile), so
+two games share one latent space (Sarkar, Yang & Cooper 2020). It is conditioned (optional) on each
+window's element counts — enemies, pipes, gaps, coins — so a designer can ask for them.
+
+- **whole levels** (:meth:`generate`): windows are stitched left to right with ``overlap`` columns in
+  common: for each seam ``candidates`` latents are decoded, ranked by the log-likelihood the decoder gives
+  to the previous window's last columns as their first columns (continuity at the seam), and the first
+  one that keeps the level playable under the A* agent is taken (latent search for a constraint).
+- **counts** (``counts={"enemies": 3}``): the request goes into the condition vector (other counts drawn
+  from the training windows) and, per window, the best of ``candidates`` decodes by count error is kept.
+- **blending** (``blend={"kid_icarus": 0.3}``): each window's latent is ``(1 - w) z_a + w z_b`` with
+  ``z_a``, ``z_b`` the posterior means of random training windows of the first game and of the named one.
+- **interpolation** (:meth:`interpolate`): windows decoded along the line between two windows' latents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from genforge.errors import DataError
+from genforge.estimator import Example, SuiteEstimator, to_numpy
+from genforge.games.data import Level, Vocabulary, empty_char
+from genforge.games.metrics import COUNT_NAMES, count_matrix
+from genforge.games.playability import astar
+
+ARRAYS_FILE = "level_vae_arrays.safetensors"
+MAX_STORED = 4096  # training-window counts / latents kept with the model
+
+
+def level_windows(levels: Sequence[Level], vocab: Vocabulary, height: int, width: int,
+                  stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(windows [N, height, width] codes, game index [N]). Wide levels slide along columns (padded at the
+    top to ``height`` rows); tall levels (rows > height, e.g. Kid Icarus) slide along rows (padded on the
+    right to ``width`` columns, cropped to its first ``width`` when wider)."""
+    games = list(dict.fromkeys(level.game for level in levels))
+    out, labels = [], []
+    for level in levels:
+        codes = vocab.encode(level.grid, level.name)
+        rows, cols = codes.shape
+        empty = vocab.chars.index(vocab.aliases.get(empty_char(level.legend), vocab.chars[0]))
+        if rows > height:
+            if cols < width:
+                codes = np.hstack([codes, np.full((rows, width - cols), empty)])
+            codes = codes[:, :width]
+            for r in range(0, rows - height + 1, stride):
+                out.append(codes[r:r + height])
+                labels.append(games.index(level.game))
+        else:
+            if rows < height:
+                codes = np.vstack([np.full((height - rows, cols), empty), codes])
+            if cols < width:
+                codes = np.hstack([codes, np.full((height, width - cols), empty)])
+            for c in range(0, codes.shape[1] - width + 1, stride):
+                out.append(codes[:, c:c + width])
+                labels.append(games.index(level.game))
+    if not out:
+        raise DataError("levels: no windows could be cut; expected at least one level")
+    return np.stack(out).astype(np.int64), np.asarray(labels, dtype=np.int64)
+
+
+def check_levels(levels: Any, name: str = "levels") -> list[Level]:
+    if isinstance(levels, Level):
+        levels = [levels]
+    levels = list(levels) if levels is not None else []
+    if not levels or not all(isinstance(lv, Level) for lv in levels):
+        raise DataError(f"{name}: expected a non-empty list of genforge.games.Level")
+    return levels
+
+
+class LevelVAE(SuiteEstimator):
+    """Level generator on the core VAE (see the module docstring for what it can do)."""
+
+    state_version: ClassVar[int] = 1
+
+    def __init__(self, height: int = 14, width: int = 16, latent_dim: int = 32,
+                 hidden: tuple[int, ...] = (64, 128), beta: float = 1.0, condition_counts: bool = True,
+                 max_steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, overlap: int = 2,
+                 candidates: int = 16, seed: int = 0, progress: bool = False, device: str = "auto"):
+        self.height = height
+        self.width = width
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.beta = beta
+        self.condition_counts = condition_counts
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.overlap = overlap
+        self.candidates = candidates
+        self.seed = seed
+        self.progress = progress
+        self.device = device
+
+    @classmethod
+    def example(cls) -> Example:
+        from genforge.games.rules import rule_levels
+
+        levels = rule_levels(3, width=48, seed=7)
+
+        def probe(est: LevelVAE) -> np.ndarray:
+            est._check_fitted()
+            windows = est.windows_of(levels[:1])[:8]
+            return est.encode(windows)
+
+        return Example(params={"max_steps": 20, "hidden": (16, 32), "latent_dim": 8, "batch_size": 32},
+                       fit_args=(levels,), probe=probe)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, levels: Sequence[Level], y: Any = None) -> LevelVAE:
+        """Train on the windows of ``levels`` (one or more games; ``Level.game`` tells them apart)."""
+        from genforge import VAE, VAEConfig
+        from genforge.devices import pick_device
+        from genforge.training import TrainConfig, Trainer
+
+        levels = check_levels(levels)
+        if self.overlap < 1 or self.overlap >= self.width:
+            raise DataError(f"overlap={self.overlap}: expected 1 <= overlap < width ({self.width})")
+        legends = []
+        for level in levels:
+            if level.legend not in legends:
+                legends.append(level.legend)
+        vocab = Vocabulary.build(legends)
+        self.games_ = list(dict.fromkeys(level.game for level in levels))
+        self.vocab_ = vocab
+        x, game = level_windows(levels, vocab, self.height, self.width)
+        counts = count_matrix(x, vocab)
+        self.count_scale_ = np.maximum(counts.max(0), 1.0).astype(np.float32)
+        device = pick_device(self.device)
+        torch.manual_seed(self.seed)
+        config = VAEConfig(kind="conv2d", in_channels=len(vocab.chars), image_size=(self.height, self.width),
+                           latent_dim=self.latent_dim, hidden=tuple(self.hidden), likelihood="categorical",
+                           cond_dim=len(COUNT_NAMES) if self.condition_counts else 0, beta=self.beta,
+                           residual=False)
+        model = VAE(config)
+        data = (torch.from_numpy(x),)
+        if self.condition_counts:
+            data = (torch.from_numpy(x), torch.from_numpy(counts / self.count_scale_))
+        tcfg = TrainConfig(max_steps=self.max_steps, batch_size=min(self.batch_size, len(x)), lr=self.lr,
+                           lr_schedule="cosine", val_every=None, seed=self.seed, progress=self.progress,
+                           device=str(device), precision="fp32", drop_last=len(x) > self.batch_size)
+        self.train_result_ = Trainer(tcfg).fit(model, data)
+        self.model_ = model.to(device).eval()
+        rng = np.random.default_rng(self.seed)
+        keep = rng.permutation(len(x))[:MAX_STORED]
+        self.train_counts_ = counts[keep]
+        self.train_game_ = game[keep]
+        self.latents_ = self.encode(x[keep])
+        self.n_windows_ = int(len(x))
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    def windows_of(self, levels: Sequence[Level]) -> np.ndarray:
+        """The model's windows of some levels (codes in the model's vocabulary)."""
+        self._check_fitted()
+        return level_windows(check_levels(levels), self.vocab_, self.height, self.width)[0]
+
+    def _cond(self, counts: np.ndarray | None) -> torch.Tensor | None:
+        if not self.condition_counts:
+            return None
+        return self._tensor(np.asarray(counts, np.float32) / self.count_scale_)
+
+    def _draw_counts(self, n: int, request: dict[str, float] | None, rng: np.random.Generator,
+                     game: int | None = None) -> np.ndarray:
+        pool = self.train_counts_ if game is None else self.train_counts_[self.train_game_ == game]
+        rows = pool[rng.integers(0, len(pool), n)].copy()
+        for name, value in (request or {}).items():
+            if name not in COUNT_NAMES:
+                raise DataError(f"counts: unknown element {name!r}; expected one of {', '.join(COUNT_NAMES)}")
+            rows[:, COUNT_NAMES.index(name)] = float(value)
+        return rows
+
+    def _blend_latents(self, n: int, blend: dict[str, float] | None, rng: np.random.Generator) -> np.ndarray:
+        if not blend:
+            return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+        if len(blend) != 1:
+            raise DataError(f"blend: {len(blend)} games given; expected one GAME:WEIGHT")
+        ((name, weight),) = blend.items()
+        if name not in self.games_:
+            raise DataError(f"blend: game {name!r} is not one the model learned; expected one of "
+                            f"{self.games_}")
+        if not 0.0 <= weight <= 1.0:
+            raise DataError(f"blend: weight {weight} for {name!r}; expected a number in [0, 1]")
+        a = self.latents_[self.train_game_ == 0]
+        b = self.latents_[self.train_game_ == self.games_.index(name)]
+        za = a[rng.integers(0, len(a), n)]
+        zb = b[rng.integers(0, len(b), n)]
+        return ((1.0 - weight) * za + weight * zb).astype(np.float32)
+
+    @torch.no_grad()
+    def _logits(self, z: np.ndarray, counts: np.ndarray | None) -> torch.Tensor:
+        return self.model_.decode(self._tensor(z), self._cond(counts))
+
+    @torch.no_grad()
+    def encode(self, windows: np.ndarray) -> np.ndarray:
+        """Posterior means [N, latent_dim] of windows (codes); counts are read from the windows."""
+        self._check_fitted()
+        windows = np.asarray(windows, dtype=np.int64)
+        cond = count_matrix(windows, self.vocab_) if self.condition_counts else None
+        mu, _ = self.model_.encode(self._tensor(windows, torch.long), self._cond(cond))
+        return to_numpy(mu)
+
+    @torch.no_grad()
+    def decode(self, z: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """Windows (codes, argmax tiles) of latents ``z``; ``counts`` [N, 4] when conditioned."""
+        self._check_fitted()
+        z = np.asarray(z, np.float32)
+        if self.condition_counts and counts is None:
+            counts = self._draw_counts(len(z), None, np.random.default_rng(0))
+        return to_numpy(self._logits(z, counts).argmax(1))
+
+    # ------------------------------------------------------------------ generation
+    def sample_windows(self, n: int, counts: dict[str, float] | None = None,
+                       blend: dict[str, float] | None = None, seed: int = 0,
+                       search: int | None = None) -> np.ndarray:
+        """``n`` windows; with ``counts`` the best of ``search`` (default ``candidates``) decodes by count
+        error is kept for each."""
+        self._check_fitted()
+        rng = np.random.default_rng(seed)
+        k = (search or self.candidates) if counts else 1
+        want = self._draw_counts(n, counts, rng)
+        z = self._blend_latents(n * k, blend, rng)
+        grids = self.decode(z, np.repeat(want, k, 0)).reshape(n, k, self.height, self.width)
+        if k == 1:
+            return grids[:, 0]
+        cols = [COUNT_NAMES.index(name) for name in counts]
+        got = count_matrix(grids.reshape(n * k, self.height, self.width), self.vocab_).reshape(n, k, -1)
+        err = np.abs(got[:, :, cols] - want[:, None, cols]).sum(2)
+        return grids[np.arange(n), err.argmin(1)]
+
+    def generate(self, n: int = 1, width: int = 150, counts: dict[str, float] | None = None,
+                 blend: dict[str, float] | None = None, seed: int = 0, playable: bool = True) -> list[Level]:
+        """``n`` levels ``width`` columns wide, stitched from windows (see the module docstring)."""
+        self._check_fitted()
+        if width < self.width:
+            raise DataError(f"--width {width}: expected at least the window width {self.width}")
+        rng = np.random.default_rng(seed)
+        return [self._stitch(width, counts, blend, rng, playable, f"generated-{seed}-{i}") for i in range(n)]
+
+    def _stitch(self, width: int, counts: dict | None, blend: dict | None, rng: np.random.Generator,
+                playable: bool, name: str) -> Level:
+        step = self.width - self.overlap
+        level = self.sample_windows(1, counts, blend, seed=int(rng.integers(2**31)))[0]
+        legend = self.vocab_.legend
+        chars = self.vocab_.chars
+        while level.shape[1] < width:
+            m = self.candidates
+            want = self._draw_counts(m, counts, rng)
+            z = self._blend_latents(m, blend, rng)
+            logits = self._logits(z, want)
+            logp = torch.log_softmax(logits[:, :, :, : self.overlap], 1)
+            tail = torch.as_tensor(level[:, -self.overlap:], device=logp.device)
+            score = logp.gather(1, tail.expand(m, -1, -1).unsqueeze(1)).sum((1, 2, 3))
+            grids = to_numpy(logits.argmax(1))
+            if counts:
+                cols = [COUNT_NAMES.index(k) for k in counts]
+                err = np.abs(count_matrix(grids, self.vocab_)[:, cols] - want[:, cols]).sum(1)
+                order = np.lexsort((-to_numpy(score), err))
+            else:
+                order = np.argsort(-to_numpy(score))
+            chosen = grids[order[0]]
+            if playable:
+                for idx in order:
+                    trial = np.hstack([level, grids[idx][:, self.overlap:]])
+                    if astar(np.array(list(chars))[trial[:, -3 * step - self.overlap:]], legend).playable:
+                        chosen = grids[idx]
+                        break
+            level = np.hstack([level, chosen[:, self.overlap:]])
+        codes = level[:, :width]
+        return Level(grid=self.vocab_.decode(codes), legend=dict(legend), name=name,
+                     game="+".join(self.games_) if blend else self.games_[0])
+
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 8) -> np.ndarray:
+        """Windows decoded along the straight line between the latents of windows ``a`` and ``b``."""
+        za, zb = self.encode(np.stack([a, b]))
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        counts = None
+        if self.condition_counts:
+            ca, cb = count_matrix(np.stack([a, b]), self.vocab_)
+            counts = (1 - t) * ca + t * cb
+        return self.decode((1 - t) * za + t * zb, counts)
+
+    def to_level(self, codes: np.ndarray, name: str = "level") -> Level:
+        self._check_fitted()
+        return Level(grid=self.vocab_.decode(codes), legend=dict(self.vocab_.legend), name=name,
+                     game=self.games_[0])
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, Any]:
+        return {"games": self.games_, "chars": self.vocab_.chars, "legend": self.vocab_.legend,
+                "aliases": self.vocab_.aliases, "count_scale": self.count_scale_.tolist(),
+                "n_windows": self.n_windows_}
+
+    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
+        self.games_ = list(state["games"])
+        legend = {k: list(v) for k, v in state["legend"].items()}
+        self.vocab_ = Vocabulary(chars=state["chars"], legend=legend, aliases=dict(state["aliases"]))
+        self.count_scale_ = np.asarray(state["count_scale"], np.float32)
+        self.n_windows_ = int(state["n_windows"])
+        arrays = self._load_arrays(Path(directory) / ARRAYS_FILE)
+        self.train_counts_ = arrays["train_counts"]
+        self.train_game_ = arrays["train_game"]
+        self.latents_ = arrays["latents"]
+
+    def _save_files(self, directory: Path) -> None:
+        self._save_arrays(directory / ARRAYS_FILE, {"train_counts": self.train_counts_,
+                                                    "train_game": self.train_game_,
+                                                    "latents": self.latents_})
+
