@@ -155,7 +155,10 @@ def _expected_far_line(target: float | None, new: dict | None, seen: list[str]) 
             f"(25-75%: {new['q25']:.1%}-{new['q75']:.1%}, worst {new['max']:.1%})"
         )
     else:
-        new_part = "new records: not calibrated on held-out patients (fewer training records than folds)"
+        new_part = (
+            "new records: no held-out-patient calibration (--calibration-folds 0, or fewer training records "
+            "than folds), so expect more than the target"
+        )
     return "expected false alarms on normal beats: " + "; ".join(p for p in (seen_part, new_part) if p)
 
 
