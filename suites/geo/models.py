@@ -442,9 +442,7 @@ class SpaceGAN(SuiteEstimator):
             for i, c in enumerate(self.columns_)
             if pd.api.types.is_numeric_dtype(self.frame_[c])
         }
-        self._save_arrays(
-            directory / "points.safetensors", {k: np.asarray(v) for k, v in arrays.items()}
-        )
+        self._save_arrays(directory / "points.safetensors", {k: np.asarray(v) for k, v in arrays.items()})
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
         self.target_, self.covariates_ = list(state["target"]), list(state["covariates"])
