@@ -72,6 +72,10 @@ def evaluate_text_cmd(
 def evaluate_image_cmd(
     steps: int = typer.Option(1500, "--steps", help="Training steps of each diffusion model"),
     n_per_class: int = typer.Option(50, "--n-per-class", help="Samples per class for FD and accuracy"),
+    batch_size: int = typer.Option(64, "--batch-size", help="Training batch of both diffusion models"),
+    classifier_steps: int = typer.Option(
+        1500, "--classifier-steps", help="Training steps of the FD classifier"
+    ),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads"),
     json_path: Path = JSON_OPTION,
@@ -82,7 +86,14 @@ def evaluate_image_cmd(
     """
     from genforge.content.image.evaluate import evaluate_image, format_image_table
 
-    result = evaluate_image(steps=steps, n_per_class=n_per_class, seed=seed, threads=threads)
+    result = evaluate_image(
+        steps=steps,
+        n_per_class=n_per_class,
+        seed=seed,
+        threads=threads,
+        batch_size=batch_size,
+        classifier_steps=classifier_steps,
+    )
     typer.echo(format_image_table(result))
     _write(result, json_path)
 

@@ -8,7 +8,8 @@ Protocol:
 - Both generators: UNet with blocks (32, 64, 64), one ResNet layer per block, self-attention at the middle
   level and in the mid block, head size 32, GroupNorm 32, 1,000 linear-beta DDPM steps, epsilon
   prediction, class labels with 10% condition dropout; the core Trainer (AdamW, cosine schedule, EMA
-  0.995) for ``steps`` steps of batch 64. diffusers' UNet gets its 11th class embedding as the null label.
+  0.995) for ``steps`` steps of ``batch_size`` (64 by default). diffusers' UNet gets its 11th class
+  embedding as the null label.
 - Sampling: DDIM, 50 steps, eta 0, classifier-free guidance 2.0, ``n_per_class`` images per class.
 - ``fd``: Fréchet distance between generated and held-out images in the classifier's 128-d penultimate
   features (FD, not FID: no Inception weights); ``class_accuracy``: the classifier's accuracy on the
@@ -161,6 +162,7 @@ def evaluate_image(
     seed: int = 0,
     threads: int = 1,
     classifier_steps: int = 1500,
+    batch_size: int = 64,
     progress: bool = True,
 ) -> dict[str, Any]:
     """The protocol above; returns ``fd``, ``class_accuracy``, ``baselines.diffusers`` and
@@ -185,7 +187,7 @@ def evaluate_image(
         layers_per_block=1,
         attention=True,
         max_steps=steps,
-        batch_size=64,
+        batch_size=batch_size,
         lr=1e-3,
         ema_decay=0.995,
         cfg_dropout=0.1,
@@ -201,7 +203,7 @@ def evaluate_image(
     theirs = DiffusersDDPM(28, 10)
     cfg = TrainConfig(
         max_steps=steps,
-        batch_size=64,
+        batch_size=batch_size,
         lr=1e-3,
         ema_decay=0.995,
         lr_schedule="cosine",
@@ -274,7 +276,7 @@ def evaluate_image(
         },
         "config": {
             "steps": steps,
-            "batch_size": 64,
+            "batch_size": batch_size,
             "lr": 1e-3,
             "ema_decay": 0.995,
             "blocks": list(BLOCKS),
