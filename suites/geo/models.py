@@ -238,7 +238,8 @@ class SpaceGAN(SuiteEstimator):
         out_dir: str | Path | None = None,
     ) -> SpaceGAN:
         """Train on the point layer; keeps the best-MIE (or best-RMSE) weights of the checks every
-        ``check_every`` steps. ``out_dir`` keeps the engine's resumable state there (a rerun continues)."""
+        ``check_every`` steps. ``out_dir`` keeps the engine's resumable state, the checks so far and the best
+        weights there, so a rerun with the same folder continues where the last one stopped."""
         from tqdm.auto import tqdm
 
         from genforge.training import TrainConfig, Trainer
@@ -276,8 +277,16 @@ class SpaceGAN(SuiteEstimator):
         best: dict[str, tuple[float, int, dict[str, torch.Tensor]]] = {}
         with tempfile.TemporaryDirectory(prefix="spacegan-") as scratch:
             state_dir = Path(out_dir) if out_dir is not None else Path(scratch)
-            bar = tqdm(total=self.max_steps, desc="SpaceGAN", disable=None if self.progress else True)
-            step = 0
+            history, best = _load_selection(state_dir) if out_dir is not None else ([], {})
+            step = history[-1]["step"] if history else 0
+            if step > self.max_steps:
+                raise DataError(
+                    f"{state_dir}: holds a run at step {step}, beyond max_steps={self.max_steps}; "
+                    f"expected max_steps >= {step} or another folder"
+                )
+            bar = tqdm(
+                total=self.max_steps, initial=step, desc="SpaceGAN", disable=None if self.progress else True
+            )
             while step < self.max_steps:
                 step = min(step + self.check_every, self.max_steps)
                 cfg = TrainConfig(
@@ -297,6 +306,8 @@ class SpaceGAN(SuiteEstimator):
                 for name in SELECT:
                     if name not in best or scores[name] < best[name][0]:
                         best[name] = (scores[name], step, copy.deepcopy(net.state_dict()))
+                if out_dir is not None:
+                    _save_selection(state_dir, history, best)
                 bar.update(step - bar.n)
                 bar.set_postfix(mie=f"{scores['mie']:.3g}", rmse=f"{scores['rmse']:.3g}", refresh=False)
             bar.close()
@@ -468,6 +479,37 @@ class SpaceGAN(SuiteEstimator):
         )
         self.hood_ = Neighbourhood(data.xy, data.x, data.y, self.k, self.use_neighbours, self.use_coords)
         self.W_ = sparse_weights(weights(data.xy, f"knn:{self.k}"))
+
+
+def _save_selection(directory: Path, history: list[dict[str, float]], best: dict[str, Any]) -> None:
+    """The checks so far and the best weights per criterion, beside the engine's state (atomically)."""
+    from safetensors.torch import save_file
+
+    from genforge.io import atomic_path, write_json_atomic
+
+    for name, (_, _, state) in best.items():
+        with atomic_path(directory / f"best_{name}.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    write_json_atomic(
+        directory / "selection.json", {"history": history, "best": {n: [b[0], b[1]] for n, b in best.items()}}
+    )
+
+
+def _load_selection(directory: Path) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """What :func:`_save_selection` wrote (empty when the folder holds no run yet)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    path = directory / "selection.json"
+    if not path.is_file():
+        return [], {}
+    saved = json.loads(path.read_text())
+    best = {
+        name: (score, step, load_file(str(directory / f"best_{name}.safetensors")))
+        for name, (score, step) in saved["best"].items()
+    }
+    return list(saved["history"]), best
 
 
 def score_mean(real: np.ndarray, mean: np.ndarray, W: torch.Tensor) -> dict[str, float]:

@@ -99,3 +99,17 @@ def test_bad_parameters(field):
         SpaceGAN(select="loss", progress=False).fit(field, target="y", coords=("east", "north"))
     with pytest.raises(DataError, match="k=500"):
         SpaceGAN(k=500, progress=False).fit(field, target="y", coords=("east", "north"))
+
+
+def test_fit_resumes_from_its_folder(field, tmp_path):
+    kwargs = {"k": 4, "hidden": (16,), "check_every": 10, "n_draws": 3, "progress": False, "device": "cpu"}
+    args = {"target": "y", "coords": ("east", "north"), "covariates": ["z"], "out_dir": tmp_path / "run"}
+    first = SpaceGAN(max_steps=20, **kwargs).fit(field, **args)
+    resumed = SpaceGAN(max_steps=40, **kwargs).fit(field, **args)
+    straight = SpaceGAN(max_steps=40, **kwargs).fit(field, **{**args, "out_dir": tmp_path / "straight"})
+    assert [h["step"] for h in resumed.selection_] == [10, 20, 30, 40]
+    assert resumed.selection_[:2] == first.selection_
+    for a, b in zip(resumed.selection_, straight.selection_, strict=True):  # same as one uninterrupted run
+        assert a["mie"] == pytest.approx(b["mie"], rel=1e-5)
+    with pytest.raises(DataError, match="beyond max_steps"):
+        SpaceGAN(max_steps=10, **kwargs).fit(field, **args)
