@@ -34,6 +34,28 @@ def _demo_model():
     return LevelVAE(max_steps=300, hidden=(16, 32), latent_dim=8, candidates=8).fit(rule_levels(12, 96))
 
 
+@st.cache_resource(show_spinner="loading the sprite model ...")
+def _sprite_model(model_dir: str, stamp: float):
+    from genforge.games import SpriteVAE
+
+    return SpriteVAE.load(model_dir)
+
+
+@st.cache_data(show_spinner="reading Kenney's sprites ...")
+def _kenney(size: int):
+    from genforge.games import kenney_sprites
+
+    return kenney_sprites(size)
+
+
+def _sheet_png(images: np.ndarray, columns: int = 8) -> bytes:
+    from genforge.games import sprite_sheet
+
+    buf = io.BytesIO()
+    sprite_sheet(images, columns=columns, scale=3).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 @st.cache_data(show_spinner=False)
 def _rule_level(seed: int, width: int) -> tuple[list[str], dict]:
     from genforge.games import rule_level
@@ -87,7 +109,8 @@ elif st.button("train a small model on rule-generated levels"):
 if model is None and st.session_state.get("games_demo_model"):
     model = _demo_model()
 
-tab_gen, tab_latent, tab_check = st.tabs(["generate", "latent space", "check a level"])
+TABS = ["generate", "latent space", "check a level", "sprites"]
+tab_gen, tab_latent, tab_check, tab_sprites = st.tabs(TABS)
 
 with tab_gen:
     if model is None:
@@ -146,3 +169,26 @@ with tab_check:
             st.error(str(exc))
         else:
             _show_level(level, "upload")
+
+with tab_sprites:
+    sprite_dir = st.text_input("sprite model folder (from `genforge games train-sprites`)",
+                               os.environ.get("GENFORGE_GAMES_SPRITES", "models/sprites"))
+    images, labels, names = _kenney(32)
+    choice = st.selectbox("class", names)
+    index = names.index(choice)
+    st.write(f"Kenney CC0 sprites bundled in arcade: {int((labels == index).sum())} {choice}")
+    st.image(_sheet_png(images[labels == index][:24]))
+    if (Path(sprite_dir) / "config.json").is_file():
+        try:
+            sprite_model = _sprite_model(sprite_dir, (Path(sprite_dir) / "config.json").stat().st_mtime)
+            seed = st.number_input("sprite seed", 0, 10_000, 0)
+            made = sprite_model.sample(24, choice if choice in sprite_model.classes_ else 0, seed=int(seed))
+        except Exception as exc:  # a bad or mismatched model folder is a message, not a crash
+            st.error(f"{sprite_dir}: {exc}")
+        else:
+            sheet = _sheet_png(made)
+            st.write("generated (palette-quantised, hard alpha)")
+            st.image(sheet)
+            st.download_button("sprite sheet PNG", sheet, f"{choice}-sheet.png")
+    else:
+        st.info("No sprite model yet: `genforge games train-sprites --out models/sprites` trains one.")

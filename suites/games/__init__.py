@@ -11,7 +11,9 @@ Public API (imported lazily, so ``import genforge.games`` and the ``genforge`` C
 
 Layout: ``data`` (formats), ``render`` (PNG), ``playability`` (A* agent, ballistic checker), ``rules``
 (rule-based levels for the demo), ``metrics`` (counts, TPKL, novelty), ``models`` (LevelVAE),
-``baselines`` (column Markov chain, level GAN), ``evaluate`` (protocol), ``cli`` (``genforge games``).
+``baselines`` (column Markov chain, level GAN), ``evaluate`` (protocol), ``sprites`` (class-conditional
+sprite VAE on Kenney's sprites), ``sprite_eval`` (FD in a trained feature space, class accuracy, copies),
+``cli`` (``genforge games``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ SUITE = Suite(
     summary="playable game levels from a level VAE: generate, blend two games, constrain, export to Tiled",
     cli="genforge.games.cli:app",
     demo="genforge.games.cli:run_demo",
-    estimators=("genforge.games.models:LevelVAE",),
+    estimators=("genforge.games.models:LevelVAE", "genforge.games.sprites:SpriteVAE"),
     page="genforge.dashboards.views.games",
     icon=":material/sports_esports:",
 )
@@ -55,6 +57,11 @@ _LAZY = {
     "MarkovColumns": "genforge.games.baselines",
     "LevelGAN": "genforge.games.baselines",
     "run_evaluation": "genforge.games.evaluate:evaluate",
+    "SpriteVAE": "genforge.games.sprites",
+    "kenney_sprites": "genforge.games.sprites",
+    "read_sprite_folder": "genforge.games.sprites",
+    "sprite_sheet": "genforge.games.sprites",
+    "evaluate_sprites": "genforge.games.sprite_eval",
 }
 
 __all__ = ["SUITE", *_LAZY]

@@ -1,0 +1,65 @@
+"""Sprites: Kenney data, the conditional sprite VAE, palette/alpha output, sheets, the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genforge.errors import DataError
+from genforge.games import SpriteVAE, kenney_sprites, read_sprite_folder, sprite_sheet
+
+
+@pytest.fixture(scope="module")
+def small():
+    return kenney_sprites(16, ["enemies", "items"])
+
+
+def test_kenney_sprites_load(small):
+    images, labels, names = small
+    assert images.shape[1:] == (4, 16, 16) and names == ["enemies", "items"]
+    assert 0.0 <= images.min() and images.max() <= 1.0 and set(labels) == {0, 1}
+
+
+def test_samples_use_the_palette_and_hard_alpha(small):
+    images, labels, names = small
+    vae = SpriteVAE(size=16, hidden=(8, 16), latent_dim=4, palette_size=8, max_steps=40)
+    vae.fit(images, labels, names)
+    out = vae.sample(6, "items", seed=1)
+    assert set(np.unique(out[:, 3])) <= {0.0, 1.0}
+    rgb = out[:, :3].transpose(0, 2, 3, 1)[out[:, 3] > 0]
+    assert all(np.isclose(np.abs(vae.palette_ - px).sum(1), 0, atol=1e-5).any() for px in rgb[:50])
+    sheet = sprite_sheet(out, columns=3, scale=2)
+    assert sheet.size == (3 * 32, 2 * 32)
+    with pytest.raises(DataError, match="expected one of enemies, items"):
+        vae.sample(1, "bosses")
+
+
+def test_training_lowers_the_loss(small):
+    images, labels, names = small
+    vae = SpriteVAE(size=16, hidden=(8, 16), latent_dim=4, max_steps=80).fit(images, labels, names)
+    hist = vae.train_result_.history
+    assert hist[-1]["loss"] < 0.9 * hist[0]["loss"]
+
+
+def test_user_folder_needs_alpha(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "heroes").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "heroes" / "a.png")
+    with pytest.raises(DataError, match="a.png: mode RGB has no alpha channel"):
+        read_sprite_folder(tmp_path)
+    Image.new("RGBA", (8, 8)).save(tmp_path / "heroes" / "a.png")
+    images, labels, names = read_sprite_folder(tmp_path, size=8)
+    assert images.shape == (1, 4, 8, 8) and names == ["heroes"]
+
+
+def test_sprite_metrics_see_copies_and_classes(small):
+    from genforge.games.sprite_eval import sprite_metrics, train_classifier
+
+    images, labels, _ = small
+    clf = train_classifier(images, labels, steps=150)
+    copies = sprite_metrics(clf, images, images, labels)
+    assert copies["copies"] == len(images) and copies["fd"] < 1e-3 and copies["class_accuracy"] > 0.8
+    noise = np.random.default_rng(0).random(images.shape, dtype=np.float32)
+    scored = sprite_metrics(clf, images, noise, labels)
+    assert scored["copies"] == 0 and scored["fd"] > 1.0
