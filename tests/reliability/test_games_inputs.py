@@ -88,3 +88,20 @@ def test_levels_missing_model(cli, tmp_path):
 def test_levels_bad_options(cli, tmp_path, args, needles):
     refused(cli("games", "levels", "--model", tmp_path / "m", "--out", tmp_path / "out", *args), *needles)
     assert not (tmp_path / "out").exists()
+
+
+def test_sprites_bad_out_and_missing_model(cli, tmp_path):
+    base = ("games", "sprites", "--model", tmp_path / "m", "--class", "enemies", "--out")
+    refused(cli(*base, tmp_path / "a.gif"), "--out", ".png")
+    refused(cli(*base, tmp_path / "a.png"), "--model", "config.json")
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "a.gif").exists()
+
+
+def test_train_sprites_without_alpha(cli, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "data" / "heroes").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "data" / "heroes" / "hero.png")
+    refused(cli("games", "train-sprites", "--data", tmp_path / "data", "--out", tmp_path / "model"),
+            "hero.png", "no alpha channel")
+    assert not (tmp_path / "model").exists()
