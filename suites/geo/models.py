@@ -20,8 +20,9 @@ does) while the adversarial loss shapes the spread of single draws. (Chosen on t
 WGAN-GP with 1 or 5 critic steps, see docs/results/geo.md.) ``spread_`` scales each draw's distance from the
 draws' mean (1 after fit; :meth:`SpaceGAN.set_spread` changes it, e.g. after a spatial hold-out check).
 
-The core GAN has no hook for an extra generator loss yet, so :class:`SpaceGANNet` subclasses it and
-overrides ``generator_loss`` only (adding the term to the core's loss); everything else is the core's.
+The core GAN's extension point for extra generator terms (``GAN.extra_generator_loss``) receives the fakes
+and their conditions but not the real batch, which this term needs; so :class:`SpaceGANNet` overrides
+``generator_loss`` only, calling the core's (adversarial loss + extra terms) and adding its own term.
 """
 
 from __future__ import annotations
