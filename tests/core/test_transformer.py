@@ -63,13 +63,31 @@ def test_cached_and_uncached_greedy_decoding_match(batch):
     assert len(set(cached[0, 5:].tolist())) > 1  # not a degenerate constant sequence
 
 
-def test_decode_step_matches_eager_cache():
-    """The step function that ``compile_decode`` compiles, run eagerly, gives the same tokens."""
+@pytest.mark.parametrize("rows_linear", [False, True])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_decode_step_matches_uncached_reference(rows_linear, batch):
+    """The step function that ``compile_decode`` compiles (static shapes: the whole cache and a mask
+    of filled slots), run eagerly, gives the tokens of the uncached path — with ``F.linear`` and with
+    the multiply-and-sum linears used by the compiled CPU step; the crop fallback past block_size
+    (16) is covered too."""
     model = tiny_model(seed=4)
-    prompt = torch.randint(0, TINY["vocab_size"], (2, 4), generator=torch.Generator().manual_seed(2))
+    prompt = torch.randint(0, TINY["vocab_size"], (batch, 4), generator=torch.Generator().manual_seed(2))
     expected = model.generate(prompt, 20, temperature=0.0, use_cache=False)
+    model._rows_linear = rows_linear
     model._compiled_step = model._decode_step  # what torch.compile wraps, without compiling
     assert torch.equal(model.generate(prompt, 20, temperature=0.0), expected)
+
+
+def test_rows_linear_equals_linear():
+    """The multiply-and-sum form of a linear layer (compiled CPU decode step) is ``nn.Linear``."""
+    from genforge.models.transformer import _rows_linear
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(24, 10)
+    x = torch.randn(3, 1, 24)
+    torch.testing.assert_close(_rows_linear(x, layer), layer(x), rtol=1e-5, atol=1e-6)
+    no_bias = torch.nn.Linear(24, 10, bias=False)
+    torch.testing.assert_close(_rows_linear(x, no_bias), no_bias(x), rtol=1e-5, atol=1e-6)
 
 
 def test_incremental_prefill_after_cached_prefix_matches_full_forward():
