@@ -14,6 +14,12 @@ API (kept small on purpose):
   has, written atomically through ``genforge.io``.
 - ``add_threads_arg(parser)`` / ``set_threads(n)``: one torch thread by default (steady on shared
   cores), changeable with ``--threads``.
+- ``environment()``: what a figure was measured with — torch's and every imported peer library's
+  version, torch threads, the machine (``platform``, CPU model, CPU count), Python, the date.
+  ``write_json`` adds it to every result file under ``"environment"``, so no script can forget it.
+- ``check_peer_versions()``: prints one line for each imported peer library whose version differs
+  from ``README_PEER_VERSIONS`` (the versions the README's figures were measured with); scripts
+  call it before timing, and ``write_json`` records the differences as ``peer_version_changes``.
 
 Import from a benchmark script run as ``python benchmarks/<name>.py`` (its folder is on ``sys.path``):
 ``from _common import interleave, ratio_median, print_table, add_json_arg, write_json``.
@@ -22,13 +28,104 @@ Import from a benchmark script run as ``python benchmarks/<name>.py`` (its folde
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata
+import os
+import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from genforge.io import write_json_atomic
+
+# Libraries a benchmark compares against or builds on; their versions go into every result file.
+PEER_LIBRARIES = ("transformers", "diffusers", "neurokit2")
+# The version each README figure was measured with (update it together with the figure). A peer
+# missing here (neurokit2: the ECG figure predates this record) is recorded but not compared.
+README_PEER_VERSIONS: dict[str, str] = {
+    "transformers": "5.25.0",  # benchmarks/generate.py, gpu_check.py
+    "diffusers": "0.42.1",  # benchmarks/ddim.py, gpu_check.py
+}
+README_TORCH_VERSION = "2.11.0"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo on Linux; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peer_versions() -> dict[str, str]:
+    """Versions of the peer libraries this process has imported (so: the ones it compared with)."""
+    return {
+        name: version
+        for name in PEER_LIBRARIES
+        if name in sys.modules and (version := _version(name)) is not None
+    }
+
+
+def environment() -> dict[str, Any]:
+    """What the figures were measured with: library versions, threads, machine, date (UTC)."""
+    import torch
+
+    env: dict[str, Any] = {
+        "torch": torch.__version__,
+        "peers": peer_versions(),
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if torch.cuda.is_available():
+        env["cuda_device"] = torch.cuda.get_device_name()
+        env["cuda"] = torch.version.cuda
+    try:
+        env["load_average"] = list(os.getloadavg())  # how busy the shared machine was
+    except OSError:
+        pass
+    return env
+
+
+def version_changes() -> dict[str, dict[str, str]]:
+    """``{library: {"readme": v0, "now": v1}}`` for imported peers (and torch) that differ from
+    the versions the README's figures were measured with."""
+    import torch
+
+    changes = {
+        name: {"readme": README_PEER_VERSIONS[name], "now": now}
+        for name, now in peer_versions().items()
+        if name in README_PEER_VERSIONS and now != README_PEER_VERSIONS[name]
+    }
+    torch_now = torch.__version__.split("+")[0]
+    if torch_now != README_TORCH_VERSION:
+        changes["torch"] = {"readme": README_TORCH_VERSION, "now": torch_now}
+    return changes
+
+
+def check_peer_versions() -> dict[str, dict[str, str]]:
+    """Print one line per library whose version differs from the README's figure; return them."""
+    changes = version_changes()
+    for name, v in changes.items():
+        print(f"note: {name} {v['now']} here; the README figure was measured with {name} {v['readme']}")
+    return changes
 
 
 def interleave(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
@@ -91,8 +188,10 @@ def set_threads(n: int) -> None:
 
 
 def write_json(path: str | Path | None, data: dict[str, Any]) -> None:
-    """Write ``data`` atomically to ``path`` (nothing when ``path`` is None) and say where."""
+    """Write ``data`` plus ``environment()`` and ``peer_version_changes`` atomically to ``path``
+    (nothing when ``path`` is None) and say where."""
     if path is None:
         return
+    data = {**data, "environment": environment(), "peer_version_changes": version_changes()}
     write_json_atomic(path, data)
     print(f"wrote {path}")
