@@ -74,12 +74,18 @@ def build_pair(image_size: int, channels: int) -> tuple[Diffusion, torch.nn.Modu
 
 
 def diffusers_sample(
-    unet: torch.nn.Module, scheduler, n: int, shape: tuple, steps: int, seed: int
+    unet: torch.nn.Module,
+    scheduler,
+    n: int,
+    shape: tuple,
+    steps: int,
+    seed: int,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """The DDIMPipeline loop without its image post-processing (so diffusers pays no extra work)."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device=device).manual_seed(seed)
     with torch.inference_mode():
-        x = torch.randn((n, *shape), generator=g)
+        x = torch.randn((n, *shape), generator=g, device=device)
         scheduler.set_timesteps(steps)
         for t in scheduler.timesteps:
             out = unet(x, t).sample

@@ -1,28 +1,41 @@
-"""GPU check: a few hundred training steps of each family through the real Trainer; samples/s per
-family and, for the transformer, model FLOPs utilisation (MFU) in bf16.
+"""GPU check: one command, under five minutes on a lent GPU, that reports in JSON what the core
+reaches on the device — and runs on CPU with ``--quick`` so that it cannot rot (a test runs it).
 
-Meant for a lent GPU (one short run), and runnable on CPU with ``--quick`` to check the script:
-
-    python benchmarks/gpu_check.py --json gpu_check.json                 # on the GPU
+    python benchmarks/gpu_check.py --json gpu_check.json                     # on the GPU
     python benchmarks/gpu_check.py --device cpu --quick --json /tmp/g.json   # smoke test on CPU
 
-What is measured: each family trains with the same recipe as ``genforge demo`` (digits for VAE, GAN
-and diffusion; the Shakespeare play for the transformer, at nanoGPT's shakespeare-char size:
-6 layers, 6 heads, width 384, context 256) through ``genforge.training.Trainer`` with its device and
-precision policy (bf16 autocast on CUDA). A short warm-up fit runs first, then the timed fit
-continues the same model; samples/s = steps * batch / seconds of the timed fit.
+Sections (each one is wrapped: a failure becomes ``{"ok": false, "error": ...}`` in the JSON and the
+other sections still run):
 
-MFU = 6 * N * tokens/s / peak bf16 dense FLOP/s of the device (N = parameters without the position
-embedding, as nanoGPT counts them; attention FLOPs are left out, so this is a slight underestimate).
-Two transformer rows: through the Trainer, and a bare loop (forward, backward, AdamW step on
-batches already on the device) that shows what the model itself reaches.
+- ``training``: each family trains with the recipe of ``genforge demo`` through
+  ``genforge.training.Trainer`` (bf16 autocast on CUDA, the device and precision policy); the
+  transformer at nanoGPT's shakespeare-char GPU config (6 layers, 6 heads, width 384, context 256,
+  batch 64). A warm-up fit runs first, then the timed fit continues the same model. A bare loop
+  (forward, backward, fused AdamW on device-resident batches) shows what the model itself reaches.
+  MFU = 6 * N * tokens/s / dense bf16 peak of the device (N = parameters without the position
+  embedding, as nanoGPT counts them; attention FLOPs left out, so a slight underestimate). Goal on
+  an H100-class device: >= 45%.
+- ``generation``: tokens/s of greedy KV-cache generation, ours (compiled decode step unless
+  ``--quick``) vs Hugging Face ``GPT2LMHeadModel.generate`` with the same weights
+  (``benchmarks/generate.py``), batch 1 / 8 / 64, and whether the greedy tokens are identical.
+- ``ddim``: images/s of 50-step DDIM sampling, ours vs diffusers ``UNet2DModel`` + ``DDIMScheduler``
+  with the same weights (``benchmarks/ddim.py``), batch 64.
+- ``ddp``: a one-rank DistributedDataParallel step (NCCL on CUDA, Gloo on CPU) with an all-reduce.
+- ``estimators``: one tiny fit + predict (or sample) of every suite estimator on the device, one row
+  each; a failing estimator is a failed row, not a crash.
+
+Every timing synchronises the device before reading the clock.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_json_arg, print_table, write_json  # noqa: E402
+from _common import add_json_arg, check_peer_versions, print_table, write_json  # noqa: E402
 
 from genforge import recipes  # noqa: E402
 from genforge.datasets import DataError, load_dataset, prepare  # noqa: E402
@@ -66,6 +79,7 @@ def _sync(device: torch.device) -> None:
 
 
 def gpt_overrides(quick: bool) -> dict[str, Any]:
+    """nanoGPT's shakespeare-char GPU config (dropout 0: we time the model, not regularisation)."""
     if quick:
         return {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 32}
     return {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.0}
@@ -106,7 +120,8 @@ def train_family(family: str, device: torch.device, steps: int, warmup: int, bat
     n_critic = int(getattr(model.config, "n_critic", 1)) if family == "gan" else 1
     samples = steps * batch * n_critic
     row: dict[str, Any] = {"family": family, "loop": "Trainer", "params": _params(model), "batch": batch,
-                           "steps": steps, "seconds": seconds, "samples_per_s": samples / seconds,
+                           "steps": steps, "seconds": seconds, "step_ms": 1000 * seconds / steps,
+                           "samples_per_s": samples / seconds,
                            "final_loss": _final_loss(result)}
     if family == "transformer":
         row["tokens_per_s"] = row["samples_per_s"] * overrides["block_size"]
@@ -153,32 +168,22 @@ def bare_gpt_loop(model: torch.nn.Module, data: Any, device: torch.device, steps
     seconds = time.perf_counter() - start
     block = x.shape[1]
     return {"family": "transformer", "loop": "bare", "params": _params(model),
-            "batch": batch, "steps": steps, "seconds": seconds, "samples_per_s": steps * batch / seconds,
+            "batch": batch, "steps": steps, "seconds": seconds, "step_ms": 1000 * seconds / steps,
+            "samples_per_s": steps * batch / seconds,
             "tokens_per_s": steps * batch * block / seconds}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and steps (a CPU smoke test)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per family (300; quick: 5)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (256, GPT 64; quick: 8)")
-    add_json_arg(parser)
-    args = parser.parse_args(argv)
-
-    device = pick_device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)
+def training_section(device: torch.device, quick: bool, steps: int, batch: int | None) -> dict[str, Any]:
+    """Every family through the Trainer, then the bare transformer loop; MFU for the transformer."""
     name, peak = peak_flops(device)
-    steps = args.steps or (5 if args.quick else 300)
-    warmup = 2 if args.quick else 30
+    warmup = 2 if quick else 30
     rows = []
     for family in recipes.FAMILIES:
-        batch = args.batch or (8 if args.quick else (64 if family == "transformer" else 256))
-        print(f"[gpu_check] {family} on {name}: {warmup} warm-up + {steps} timed steps, batch {batch}",
+        b = batch or (8 if quick else (64 if family == "transformer" else 256))
+        print(f"[gpu_check] {family} on {name}: {warmup} warm-up + {steps} timed steps, batch {b}",
               file=sys.stderr)
-        rows.append(train_family(family, device, steps, warmup, batch, args.quick))
-    gpt = rows[-1]
+        rows.append(train_family(family, device, steps, warmup, b, quick))
+    gpt = next(r for r in rows if r["family"] == "transformer")
     rows.append(bare_gpt_loop(gpt.pop("_model"), gpt.pop("_data"), device, steps, warmup, gpt["batch"]))
     rows[-1]["n_mfu"] = gpt["n_mfu"]
     for row in rows:
@@ -186,19 +191,243 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "tokens_per_s" in row and n is not None:
             row["model_tflops"] = 6 * n * row["tokens_per_s"] / 1e12
             row["mfu"] = 6 * n * row["tokens_per_s"] / peak if peak else None
+    print_table(rows, ["family", "loop", "params", "batch", "steps", "step_ms", "samples_per_s",
+                       "tokens_per_s", "model_tflops", "mfu", "final_loss"])
+    return {"rows": rows, "transformer_mfu": rows[-1].get("mfu"), "transformer_mfu_trainer": gpt.get("mfu"),
+            "transformer_step_ms": rows[-1]["step_ms"], "mfu_goal": 0.45}
 
+
+def _timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls after one warm-up, device synchronised."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def generation_section(device: torch.device, quick: bool) -> dict[str, Any]:
+    """Greedy KV-cache generation, ours vs HF ``generate``, same weights, batch 1 / 8 / 64."""
+    import transformers
+    from generate import to_hf
+
+    from genforge.models.transformer import GPT, GPTConfig
+
+    transformers.logging.set_verbosity_error()
+    prompt_len, new = (4, 8) if quick else (16, 256)
+    size = dict(n_layer=2, n_head=2, n_embd=64) if quick else dict(n_layer=6, n_head=6, n_embd=384)
+    config = GPTConfig(vocab_size=65, block_size=max(256, prompt_len + new), **size)
+    torch.manual_seed(0)
+    ours = GPT(config).eval()
+    hf = to_hf(ours).to(device)
+    ours.to(device)
+    batches = (1, 8, 64)
+    compiled = False
+    if not quick:  # on the GPU the compiled step is what we ship; on a CPU smoke test it is too slow
+        compiled = ours.compile_decode(batch_sizes=batches)
+    rows = []
+    for batch in batches:
+        prompt = torch.randint(0, 65, (batch, prompt_len), generator=torch.Generator().manual_seed(batch))
+        prompt = prompt.to(device)
+
+        def run_hf(prompt: torch.Tensor = prompt) -> torch.Tensor:
+            with torch.inference_mode():
+                return hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                   max_new_tokens=new, min_new_tokens=new, use_cache=True)
+
+        def run_ours(prompt: torch.Tensor = prompt) -> torch.Tensor:
+            return ours.generate(prompt, new, temperature=0.0)
+
+        same = bool(torch.equal(run_ours(), run_hf()))
+        repeats = 1 if quick else 3
+        t_ours, t_hf = _timed(run_ours, device, repeats), _timed(run_hf, device, repeats)
+        rows.append({"batch": batch, "ours_tokens_per_s": batch * new / t_ours,
+                     "hf_tokens_per_s": batch * new / t_hf, "ratio_vs_hf": t_hf / t_ours,
+                     "tokens_identical": same})
+    print_table(rows, ["batch", "ours_tokens_per_s", "hf_tokens_per_s", "ratio_vs_hf", "tokens_identical"])
+    return {"rows": rows, "compiled_decode": compiled, "prompt_tokens": prompt_len, "new_tokens": new,
+            "config": size}
+
+
+def ddim_section(device: torch.device, quick: bool) -> dict[str, Any]:
+    """50-step DDIM at batch 64, ours vs diffusers, identical UNet weights; images/s."""
+    from ddim import build_pair, diffusers_sample
+
+    image, batch, steps = (8, 2, 2) if quick else (32, 64, 50)
+    ours, theirs, scheduler = build_pair(image, 3)
+    ours.to(device)
+    theirs.to(device)
+    shape = ours.sample_shape
+    gen = None if device.type != "cpu" else torch.Generator().manual_seed(0)
+
+    def run_ours() -> torch.Tensor:
+        return ours.sample(batch, steps=steps, generator=gen)
+
+    def run_theirs() -> torch.Tensor:
+        return diffusers_sample(theirs, scheduler, batch, shape, steps, seed=0, device=device)
+
+    repeats = 1 if quick else 3
+    t_ours, t_theirs = _timed(run_ours, device, repeats), _timed(run_theirs, device, repeats)
+    row = {"batch": batch, "steps": steps, "image": image, "ours_images_per_s": batch / t_ours,
+           "diffusers_images_per_s": batch / t_theirs, "ratio_vs_diffusers": t_theirs / t_ours}
+    print_table([row], list(row))
+    return row
+
+
+def ddp_section(device: torch.device) -> dict[str, Any]:
+    """One DDP step in a one-rank process group (NCCL on CUDA, Gloo on CPU) and an all-reduce."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    with tempfile.TemporaryDirectory() as tmp:
+        dist.init_process_group(backend, init_method=f"file://{Path(tmp) / 'rendezvous'}", rank=0,
+                                world_size=1)
+        try:
+            model = torch.nn.Linear(16, 4).to(device)
+            ddp = DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda"
+                                          else None)
+            opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+            loss = ddp(torch.randn(8, 16, device=device)).square().mean()
+            loss.backward()
+            opt.step()
+            total = torch.ones(1, device=device)
+            dist.all_reduce(total)
+            _sync(device)
+            ok = bool(total.item() == 1.0) and bool(torch.isfinite(loss).item())
+        finally:
+            dist.destroy_process_group()
+    return {"backend": backend, "world_size": 1, "loss": float(loss.item()), "ok": ok}
+
+
+# ------------------------------------------------------------------------------ suite estimators
+# One small function per estimator: a tiny fit and one predict/sample on ``device``; public names only.
+
+
+def _ecg_anomaly_detector(device: str) -> str:
+    from genforge.ecg import ECGAnomalyDetector, beat_table, read_record, simulate_record
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = simulate_record(tmp, minutes=2.0, seed=0)
+        beats = beat_table(read_record(path), peaks="reference")
+    det = ECGAnomalyDetector(max_steps=20, batch_size=64, calibration_folds=2, device=device).fit(beats)
+    scores = det.predict(beats)
+    return f"{len(scores)} beats scored"
+
+
+def _volatility_forecaster(device: str) -> str:
+    from genforge.finance import VolatilityForecaster, load_sp500
+
+    prices = load_sp500().tail(400)
+    model = VolatilityForecaster(steps=20, warm_steps=10, n_samples=32, device=device).fit(prices)
+    forecast = model.predict(prices)
+    return f"{len(forecast)} forecasts"
+
+
+def _scenario_gan(device: str) -> str:
+    from genforge.finance import ScenarioGAN, load_sp500, log_returns
+
+    returns = log_returns(load_sp500().tail(400)).to_frame()
+    model = ScenarioGAN(window=16, hidden=16, steps=5, batch_size=16, n_critic=1, progress=False,
+                        device=device).fit(returns)
+    paths = model.sample(4)
+    return f"paths {tuple(paths.shape)}"
+
+
+def _loan_book_gan(device: str) -> str:
+    from genforge.finance import LoanBookGAN, load_german_credit
+
+    loans = load_german_credit()
+    model = LoanBookGAN(steps=5, batch_size=100, hidden=(32, 32), latent_dim=16, pac=10, progress=False,
+                        device=device).fit(loans)
+    return f"{len(model.sample(20))} loans"
+
+
+ESTIMATORS: dict[str, Callable[[str], str]] = {
+    "ecg.ECGAnomalyDetector": _ecg_anomaly_detector,
+    "finance.VolatilityForecaster": _volatility_forecaster,
+    "finance.ScenarioGAN": _scenario_gan,
+    "finance.LoanBookGAN": _loan_book_gan,
+}
+
+
+def estimators_section(device: torch.device) -> dict[str, Any]:
+    """One row per estimator: ok, seconds, what it produced, or the error."""
+    rows = []
+    for name, run in ESTIMATORS.items():
+        start = time.perf_counter()
+        try:
+            detail = run(str(device))
+            _sync(device)
+            rows.append({"estimator": name, "ok": True, "seconds": time.perf_counter() - start,
+                         "result": detail})
+        except Exception as exc:  # noqa: BLE001 - one failing estimator is a row, not a crash
+            rows.append({"estimator": name, "ok": False, "seconds": time.perf_counter() - start,
+                         "error": f"{type(exc).__name__}: {exc}"})
+    print_table(rows, ["estimator", "ok", "seconds", "result", "error"])
+    return {"rows": rows, "all_ok": all(r["ok"] for r in rows)}
+
+
+SECTIONS = ("training", "generation", "ddim", "ddp", "estimators")
+
+
+def _run_section(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    print(f"\n== {name}", flush=True)
+    start = time.perf_counter()
+    try:
+        result = {"ok": True, **fn()}
+    except Exception as exc:  # noqa: BLE001 - report the section as failed, run the others
+        traceback.print_exc()
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and steps (a CPU smoke test)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed training steps per family (300; quick: 5)")
+    parser.add_argument("--batch", type=int, default=None, help="training batch (256, GPT 64; quick: 8)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="which sections to run (default: all)")
+    add_json_arg(parser)
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    check_peer_versions()
+    name, peak = peak_flops(device)
+    steps = args.steps or (5 if args.quick else 300)
     precision = "bf16 autocast" if device.type == "cuda" else "fp32"
     peak_text = f"; peak bf16 {peak / 1e12:.0f} TFLOP/s" if peak else ""
     print(f"device: {name} ({device}); precision: {precision}{peak_text}")
-    print_table(rows, ["family", "loop", "params", "batch", "steps", "seconds", "samples_per_s",
-                       "tokens_per_s", "model_tflops", "mfu", "final_loss"])
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "training": lambda: training_section(device, args.quick, steps, args.batch),
+        "generation": lambda: generation_section(device, args.quick),
+        "ddim": lambda: ddim_section(device, args.quick),
+        "ddp": lambda: ddp_section(device),
+        "estimators": lambda: estimators_section(device),
+    }
+    start = time.perf_counter()
+    sections = {name_: _run_section(name_, runners[name_]) for name_ in args.sections}
     result = {"device": name, "torch_device": str(device), "precision": precision, "peak_bf16_flops": peak,
-              "quick": args.quick, "rows": rows,
-              "transformer_mfu": rows[-1].get("mfu"), "transformer_mfu_trainer": gpt.get("mfu")}
-    if args.json:
-        write_json(args.json, result)
+              "quick": args.quick, "seconds": time.perf_counter() - start, "sections": sections,
+              "ok": all(sec["ok"] for sec in sections.values())}
+    training = sections.get("training", {})
+    result["transformer_mfu"] = training.get("transformer_mfu")
+    print(f"\ngpu_check: {'all sections ok' if result['ok'] else 'SOME SECTIONS FAILED'} "
+          f"in {result['seconds']:.0f} s")
+    write_json(args.json, result)
     return result
 
 
 if __name__ == "__main__":
     main()
+    os._exit(0)  # no lingering NCCL / inductor worker threads keep a finished check alive
