@@ -69,7 +69,7 @@ def write_layer(frame: Any, out: Path, coords: tuple[str, str], crs: str) -> Pat
             crs="EPSG:4326" if crs == "lonlat" else None,
         )
         with atomic_path(out) as tmp:
-            layer.to_file(tmp, driver="GeoJSON")
+            layer.to_file(tmp, driver="GeoJSON", layer=out.stem)
         return out
     if out.suffix.lower() == ".csv":
         from genforge.io import write_text_atomic

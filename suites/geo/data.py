@@ -288,7 +288,8 @@ def _coordinate_kind(
 ) -> str:
     in_range = bool(np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90))
     named_lonlat = cx.lower() in LONLAT_X and cy.lower() in LONLAT_Y
-    if crs == "auto" and named_lonlat:
+    by_name = crs == "auto" and named_lonlat
+    if by_name:
         crs = "lonlat"  # columns named lon/lat are checked as such (planar grids: --crs projected)
     if crs == "lonlat" and not in_range:
         bad_x = np.abs(x) > 180
@@ -298,7 +299,11 @@ def _coordinate_kind(
             else (cy, int(np.flatnonzero(np.abs(y) > 90)[0]))
         )
         value = x[row] if col == cx else y[row]
-        hint = "the file's CRS is geographic" if by_file else "declared lon/lat"
+        hint = (
+            "the file's CRS is geographic"
+            if by_file
+            else ("named as lon/lat" if by_name else "declared lon/lat")
+        )
         raise DataError(
             f"{source}: column {col!r} has {value:g} at row {row} ({hint}); expected longitude in "
             f"[-180, 180] and latitude in [-90, 90] (projected coordinates? use --crs projected)"
