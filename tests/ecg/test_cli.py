@@ -233,3 +233,27 @@ def test_demo_writes_under_the_results_folder(tmp_path: Path, monkeypatch, capsy
     assert (found.records / "SIMULATED_test.hea").is_file()
     assert ECGAnomalyDetector.load(found.model).trained_on_simulated_only
     assert f"demo outputs in {tmp_path / runs[0]}" in capsys.readouterr().err
+
+
+def test_train_and_score_state_the_false_alarms_to_expect(mitdb: Path, tmp_path: Path, monkeypatch, capsys):
+    """With held-out-patient calibration, train and score say what share of normal beats will be flagged
+    on seen and on new records, with the spread across the held-out training patients."""
+    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    records = _copy(mitdb, ["100", "101", TEST_RECORD], tmp_path / "records")
+    model = tmp_path / "model"
+    argv = ["ecg", "train", "--data", str(records), "--records", "100,101", "--out", str(model)]
+    assert main([*argv, "--max-steps", "30", "--calibration-folds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "for new records" in out and "median across 2 held-out training patients (25-75%:" in out
+    det = ECGAnomalyDetector.load(model)
+    assert det.new_patient_far_["records"] == 2 and det.threshold_new_ != det.threshold_
+    scores = tmp_path / "scores.parquet"
+    assert main(["ecg", "score", str(records / TEST_RECORD), str(records / "100"), "--model", str(model),
+                 "--out", str(scores), "--peaks", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "records seen in training (1): about 1.0%; new records:" in out
+    table = pd.read_parquet(scores)
+    new = (table["record"] == TEST_RECORD).to_numpy()
+    # each record was judged against its own threshold
+    assert (table.loc[new, "flag"] == (table.loc[new, "score"] > det.threshold_new_)).all()
+    assert (table.loc[~new, "flag"] == (table.loc[~new, "score"] > det.threshold_)).all()
