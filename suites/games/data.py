@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,22 +237,6 @@ def level_slices(level: Level, height: int) -> list[np.ndarray]:
         pad = np.full((height - rows, grid.shape[1]), empty_char(level.legend), dtype="<U1")
         return [np.vstack([pad, grid])]
     return [grid[start - height:start] for start in range(rows, height - 1, -height)]
-
-
-def windows(levels: Iterable[Level], vocab: Vocabulary, height: int = 14, width: int = 16,
-            stride: int = 1) -> np.ndarray:
-    """All ``height`` x ``width`` windows of the levels (sliding by ``stride`` columns) as int codes."""
-    out = []
-    for level in levels:
-        for grid in level_slices(level, height):
-            codes = vocab.encode(grid, level.name)
-            if codes.shape[1] < width:
-                codes = np.hstack([codes, np.zeros((height, width - codes.shape[1]), np.int64)])
-            for c in range(0, codes.shape[1] - width + 1, stride):
-                out.append(codes[:, c:c + width])
-    if not out:
-        raise DataError("levels: no windows could be cut; expected at least one level")
-    return np.stack(out)
 
 
 # ------------------------------------------------------------------------------------------ Tiled

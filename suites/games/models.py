@@ -8,7 +8,8 @@ window's element counts — enemies, pipes, gaps, coins — so a designer can as
 - **whole levels** (:meth:`generate`): windows are stitched left to right with ``overlap`` columns in
   common: for each seam ``candidates`` latents are decoded, ranked by the log-likelihood the decoder gives
   to the previous window's last columns as their first columns (continuity at the seam), and the first
-  one that keeps the level playable under the A* agent is taken (latent search for a constraint).
+  one that keeps the level's last three windows playable under the A* agent is taken (latent search for a
+  constraint; when none does, the best-ranked one is kept and the level may be unplayable).
 - **counts** (``counts={"enemies": 3}``): the request goes into the condition vector (other counts drawn
   from the training windows) and, per window, the best of ``candidates`` decodes by count error is kept.
 - **blending** (``blend={"kid_icarus": 0.3}``): each window's latent is ``(1 - w) z_a + w z_b`` with

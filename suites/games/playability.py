@@ -51,11 +51,7 @@ class PlayResult:
     playable: bool
     path: list[tuple[int, int]] = field(default_factory=list)  # (row, col) cells, start to end
     furthest: int = 0  # furthest column reached
-    expanded: int = 0
-
-    @property
-    def progress(self) -> float:
-        return self.furthest
+    expanded: int = 0  # states the search expanded
 
 
 def roles(grid: np.ndarray, legend: dict[str, list[str]]) -> np.ndarray:
@@ -252,7 +248,7 @@ def _drop(r: int, c: int, stand: np.ndarray, harm: np.ndarray) -> tuple[int, int
     rows = stand.shape[0]
     while r + 1 < rows:
         if stand[r + 1, c]:
-            return (r, c) if not harm[r, c] or r == 0 else (r, c)
+            return r, c
         r += 1
     return None
 
