@@ -11,7 +11,7 @@ from genforge.games import LevelVAE, MarkovColumns, astar, tpkl
 
 @pytest.fixture(scope="module")
 def fitted(rule_train):
-    return LevelVAE(max_steps=300, hidden=(16, 32), latent_dim=8, batch_size=32, candidates=8).fit(rule_train)
+    return LevelVAE(max_steps=200, hidden=(16, 32), latent_dim=8, batch_size=32, candidates=8).fit(rule_train)
 
 
 def test_learning_lowers_tile_pattern_kl(rule_train, fitted):
@@ -53,7 +53,7 @@ def test_blending_moves_tile_statistics_monotonically(rule_train):
     # a second "game": the same levels with the ground replaced by question blocks
     other = [parse_level("\n".join("".join(r) for r in np.where(lv.grid == "X", "?", lv.grid)),
                          legend=SMB_LEGEND, game="other") for lv in rule_train]
-    vae = LevelVAE(max_steps=300, hidden=(16, 32), latent_dim=8, batch_size=32,
+    vae = LevelVAE(max_steps=200, hidden=(16, 32), latent_dim=8, batch_size=32,
                    condition_counts=False).fit(rule_train + other)
     score = blend_score(vae, "other", n=64)
     assert score["blend_score"] > 0.8, score
