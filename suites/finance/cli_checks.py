@@ -4,7 +4,12 @@ no file behind."""
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
+from typing import Any
+
+import typer
 
 from genforge.errors import GenforgeError
 
@@ -41,3 +46,46 @@ def one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def not_negative(name: str, value: int) -> None:
+    if value < 0:
+        raise GenforgeError(f"{name} {value}: expected 0 or more")
+
+
+# options of every command that reads a price file (see genforge.finance.data.validate_prices)
+DayFirstOpt = typer.Option(
+    None,
+    "--dayfirst/--monthfirst",
+    help="How to read dates like 03/04/2020 when no day above 12 in the file decides it (such a file is "
+    "refused without one of these).",
+    show_default=False,
+)
+MaxGapOpt = typer.Option(
+    10, "--max-gap-days", min=1, help="Warn about consecutive prices more than this many business days apart."
+)
+StrictGapsOpt = typer.Option(
+    False, "--strict-gaps", help="Refuse a price file with a gap beyond --max-gap-days instead of warning."
+)
+
+
+def read_prices(prices: str | None, **kwargs: Any) -> Any:
+    """``load_prices_or_default`` with its :class:`DataWarning` s printed as ``warning: ...`` lines."""
+    from genforge.finance.data import DataWarning, load_prices_or_default
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        frame = load_prices_or_default(prices, **kwargs)
+    for item in caught:
+        if issubclass(item.category, DataWarning):
+            print(f"warning: {item.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return frame
+
+
+def prices_source(prices: str | None) -> str:
+    """What a PRICES argument names, for a job's settings: a bundled series, or the file's absolute path."""
+    if prices is None or prices.lower() in ("sp500", "nasdaq"):
+        return (prices or "sp500").lower()
+    return str(Path(prices).resolve())

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,17 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("Adj Close", "Volume")
 DATE_NAMES: tuple[str, ...] = ("date", "datetime", "timestamp", "time", "day")
 MIN_HISTORY = 30
 """Fewest price rows :func:`load_prices` accepts by default (a forecaster needs many more)."""
+MAX_GAP_DAYS = 10
+"""Business days between two consecutive rows above which a gap is reported (two weeks; holidays and
+market closures such as September 2001 stay below it)."""
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?![\d])(.*)$")
+
+
+class DataWarning(UserWarning):
+    """Data that can be used but may give a misleading answer (a long gap in a price series).
+
+    The finance commands print it as one ``warning: ...`` line; ``strict_gaps`` turns it into an error.
+    """
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -43,14 +56,21 @@ def read_table(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
+            return _named(pd.read_parquet(path), str(path))
         if suffix in {".csv", ".txt"}:
-            return _semicolon_aware(pd.read_csv(path), lambda: pd.read_csv(path, sep=";"), str(path))
+            frame = _semicolon_aware(pd.read_csv(path), lambda: pd.read_csv(path, sep=";"), str(path))
+            return _named(frame, str(path))
     except DataError:
         raise
     except Exception as exc:  # the readers raise many types; one line for the user
         raise DataError(f"{path}: cannot be read as {suffix[1:]} ({type(exc).__name__}: {exc})") from None
     raise DataError(f"{path}: unknown file type {suffix!r}; expected .csv or .parquet")
+
+
+def _named(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame`` with ``attrs["source"]`` set, so later checks (a loan table's) name the file it came from."""
+    frame.attrs["source"] = source
+    return frame
 
 
 def _semicolon_aware(frame: pd.DataFrame, reread: Any, source: str) -> pd.DataFrame:
@@ -71,9 +91,9 @@ def read_uploaded_table(name: str, data: bytes) -> pd.DataFrame:
     suffix = Path(name).suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(io.BytesIO(data))
+            return _named(pd.read_parquet(io.BytesIO(data)), name)
         if suffix in {".csv", ".txt"}:
-            return pd.read_csv(io.BytesIO(data))
+            return _named(pd.read_csv(io.BytesIO(data)), name)
     except Exception as exc:
         raise DataError(f"{name}: cannot be read as {suffix[1:]} ({type(exc).__name__}: {exc})") from None
     raise DataError(f"{name}: unknown file type {suffix!r}; expected .csv or .parquet")
@@ -85,10 +105,14 @@ def load_prices(
     sort: bool = True,
     min_rows: int = MIN_HISTORY,
     required: tuple[str, ...] = PRICE_COLUMNS,
+    dayfirst: bool | None = None,
+    max_gap_days: int | None = MAX_GAP_DAYS,
+    strict_gaps: bool = False,
 ) -> pd.DataFrame:
     """Read and validate a daily price table (see :func:`validate_prices`)."""
     return validate_prices(
-        read_table(path), source=str(path), sort=sort, min_rows=min_rows, required=required
+        read_table(path), source=str(path), sort=sort, min_rows=min_rows, required=required,
+        dayfirst=dayfirst, max_gap_days=max_gap_days, strict_gaps=strict_gaps,
     )
 
 
@@ -99,6 +123,9 @@ def validate_prices(
     sort: bool = True,
     min_rows: int = MIN_HISTORY,
     required: tuple[str, ...] = PRICE_COLUMNS,
+    dayfirst: bool | None = None,
+    max_gap_days: int | None = MAX_GAP_DAYS,
+    strict_gaps: bool = False,
 ) -> pd.DataFrame:
     """Check a price table and return it in the suite's form.
 
@@ -110,6 +137,13 @@ def validate_prices(
     sorted. Errors (DataError, naming ``source``): missing date or price columns, unparseable or
     duplicate dates, non-numeric, missing, non-positive or inconsistent (High < Low) prices, and
     fewer than ``min_rows`` rows.
+
+    Dates written day and month first with numbers (``03/04/2020``) are read in one order for the whole
+    column: the order a value above 12 shows, else ``dayfirst`` (True: day first, False: month first);
+    when nothing decides it the table is refused rather than guessed (pandas would read each date in
+    whichever order parses, mixing the two). ISO and month-name dates are unambiguous. Consecutive rows
+    more than ``max_gap_days`` business days apart give a :class:`DataWarning` (the return across the gap
+    would count as one day's), or a DataError with ``strict_gaps``; ``max_gap_days=None`` turns it off.
     """
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{source}: expected a table of prices, got {type(frame).__name__}")
@@ -121,7 +155,7 @@ def validate_prices(
     else:
         df = df.reset_index(drop=True)
         date_name = _find_date_column(df, source)
-        dates = _parse_dates(df[date_name], source, date_name)
+        dates = _parse_dates(df[date_name], source, date_name, dayfirst)
         df = df.drop(columns=[date_name])
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
@@ -190,6 +224,8 @@ def validate_prices(
 
     if len(df) < min_rows:
         raise DataError(f"{source}: {len(df)} rows of prices; at least {min_rows} are needed")
+    if max_gap_days is not None:
+        _check_gaps(dates, source, date_name, max_gap_days, strict_gaps)
     if "Close" in df.columns and len(df) > 1:
         spread = float(np.std(np.diff(np.log(df["Close"].to_numpy()))))
         if spread < 1e-8:
@@ -228,11 +264,12 @@ def _find_date_column(df: pd.DataFrame, source: str) -> str:
     raise DataError(f"{source}: no date column found; expected a column named 'Date' (or a date index)")
 
 
-def _parse_dates(column: pd.Series, source: str, name: str) -> pd.Series:
+def _parse_dates(column: pd.Series, source: str, name: str, dayfirst: bool | None = None) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column):
         parsed = column
     else:
-        parsed = pd.to_datetime(column.astype(str), errors="coerce", format="mixed")
+        text = _day_month_as_iso(column.astype(str).reset_index(drop=True), source, name, dayfirst)
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -241,6 +278,69 @@ def _parse_dates(column: pd.Series, source: str, name: str) -> pd.Series:
             f"(first at row {first + 1}: {column.iloc[first]!r}); expected dates like 2018-12-31"
         )
     return parsed.reset_index(drop=True)
+
+
+def _day_month_as_iso(text: pd.Series, source: str, name: str, dayfirst: bool | None) -> pd.Series:
+    """Dates like ``03/04/2020`` rewritten as ISO in one order for the whole column (see validate_prices)."""
+    parts = text.str.extract(_DAY_MONTH)
+    numeric = parts[0].notna().to_numpy()
+    if not numeric.any():
+        return text
+    first, second = parts[0][numeric].astype(int), parts[2][numeric].astype(int)
+    day_first_seen, month_first_seen = (first > 12).to_numpy(), (second > 12).to_numpy()
+    rows = np.flatnonzero(numeric)
+
+    def example(mask: np.ndarray) -> str:
+        row = int(rows[np.flatnonzero(mask)[0]])
+        return f"row {row + 1}: {text.iloc[row]!r}"
+
+    if day_first_seen.any() and month_first_seen.any():
+        raise DataError(
+            f"{source}: column {name!r} mixes day-first ({example(day_first_seen)}) and month-first "
+            f"({example(month_first_seen)}) dates; expected one date format"
+        )
+    seen = True if day_first_seen.any() else False if month_first_seen.any() else None
+    if seen is None and dayfirst is None:
+        raise DataError(
+            f"{source}: column {name!r} has dates like {text.iloc[int(rows[0])]!r} that read day-first or "
+            "month-first (no day above 12 decides it); expected --dayfirst or --monthfirst "
+            "(dayfirst=True/False) to say which"
+        )
+    if seen is not None and dayfirst is not None and seen != dayfirst:
+        wanted, found = ("day", "month") if dayfirst else ("month", "day")
+        raise DataError(
+            f"{source}: column {name!r} has a {found}-first date "
+            f"({example(day_first_seen if seen else month_first_seen)}); expected {wanted}-first dates "
+            f"as --{wanted}first says"
+        )
+    parts = parts[numeric]
+    day, month = (parts[0], parts[2]) if (seen if seen is not None else dayfirst) else (parts[2], parts[0])
+    year = parts[3].astype(int)
+    year = year.where(parts[3].str.len() == 4, year + np.where(year < 69, 2000, 1900))  # strptime's %y
+    out = text.copy()
+    out[numeric] = year.astype(str) + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4]
+    return out
+
+
+def _check_gaps(dates: pd.Series, source: str, name: str, max_gap_days: int, strict: bool) -> None:
+    """Warn (or refuse, ``strict``) when consecutive dates lie over ``max_gap_days`` business days apart."""
+    if len(dates) < 2:
+        return
+    days = dates.to_numpy().astype("datetime64[D]")
+    gaps = np.busday_count(days[:-1], days[1:])
+    long = np.flatnonzero(gaps > max_gap_days)
+    if not long.size:
+        return
+    worst = int(long[np.argmax(gaps[long])])
+    message = (
+        f"{source}: column {name!r} has {long.size} gap(s) longer than {max_gap_days} business days "
+        f"(largest {int(gaps[worst])}, {days[worst]} to {days[worst + 1]}; the return across a gap counts "
+        "as one day's)"
+    )
+    if strict:
+        raise DataError(f"{message}; expected daily prices without long gaps (or drop --strict-gaps)")
+    warnings.warn(f"{message}; raise --max-gap-days or fill the gap if this is wrong", DataWarning,
+                  stacklevel=3)
 
 
 def load_sp500() -> pd.DataFrame:

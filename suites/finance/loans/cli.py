@@ -54,31 +54,56 @@ def synthesize(
     condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE on a categorical column."),
     steps: int = typer.Option(4000, help="Adversarial training steps (the validated default)."),
     save_model: Path = typer.Option(None, "--save-model", help="Also save the LoanBookGAN to this folder."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
+    id_columns: str = typer.Option(
+        "refuse",
+        "--id-columns",
+        help="Identifier-like columns (customer ids, account numbers, near-unique keys), which synthetic "
+        "rows would copy: refuse (an error naming them), drop (left out), or regenerate (fresh ids "
+        "SYN-000001, ... sharing no value with the real ones).",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace whatever --save-model holds (another model, other settings)."
+    ),
 ) -> None:
-    """Fit a CTGAN-style LoanBookGAN on the loans and write N synthetic loans."""
+    """Fit a CTGAN-style LoanBookGAN on the loans and write N synthetic loans.
+
+    A --save-model folder holding anything else (another model, a model fitted with other settings) is
+    refused unless --overwrite is given."""
+    from genforge.finance.loans.data import ID_COLUMN_MODES
     from genforge.finance.loans.models import LoanBookGAN
     from genforge.io import write_table_atomic
+    from genforge.outputs import check_claim, output_job
 
     table_out(out)
     positive("--n", n)
     positive("--steps", steps)
+    if id_columns not in ID_COLUMN_MODES:
+        raise GenforgeError(f"--id-columns {id_columns!r}: expected one of {', '.join(ID_COLUMN_MODES)}")
+    job = {"data": None if data is None else str(data.resolve()), "steps": steps, "seed": seed,
+           "id_columns": id_columns}
     if save_model is not None:
         dir_out(save_model, "--save-model")
+        check_claim(save_model, "genforge finance loans synthesize", job, overwrite=overwrite, resume=False,
+                    option="--save-model")
     conditions = _parse_conditions(condition)
     df = _read_loans(data)
     missing = [c for c in conditions if c not in df.columns]
     if missing:
-        raise GenforgeError(f"--condition: column(s) {missing} not in the loan table")
+        raise GenforgeError(
+            f"--condition: column(s) {missing} not in the loan table ({data or 'German credit'})"
+        )
     one_thread()
     start = time.perf_counter()
-    gan = LoanBookGAN(steps=steps, seed=seed)
+    gan = LoanBookGAN(steps=steps, seed=seed, id_columns=id_columns)
     gan._validate(df)  # fail before training on a bad table
     gan.fit(df)
     synth = gan.sample(n, conditions=conditions, seed=seed)
-    write_table_atomic(out, synth)
     if save_model is not None:
-        gan.save(save_model)
+        with output_job(save_model, "genforge finance loans synthesize", job, overwrite=overwrite,
+                        resume=False, option="--save-model"):
+            gan.save(save_model)
+    write_table_atomic(out, synth)
     typer.echo(f"fitted on {len(df)} loans in {time.perf_counter() - start:.1f} s; wrote {n} loans to {out}")
 
 
@@ -92,9 +117,9 @@ def price(
     target: str = typer.Option("creditability", help="Default flag column in --train."),
     bad_value: str = typer.Option("bad", help="Value of the target that means default."),
     model: str = typer.Option("logistic", help="PD model: logistic or gbm."),
-    lgd: float = typer.Option(0.45, help="Loss given default (fraction)."),
-    funding_cost: float = typer.Option(0.03, help="Funding cost (decimal rate)."),
-    margin: float = typer.Option(0.02, help="Margin (decimal rate)."),
+    lgd: float = typer.Option(0.45, min=0.0, max=1.0, help="Loss given default (fraction)."),
+    funding_cost: float = typer.Option(0.03, help="Funding cost (decimal rate, above -0.5 and below 1)."),
+    margin: float = typer.Option(0.02, help="Margin (decimal rate, above -0.5 and below 1)."),
 ) -> None:
     """Price loans: rate = PD x LGD + funding cost + margin, PD from a scikit-learn model."""
     from genforge.finance.data import read_table
@@ -102,6 +127,9 @@ def price(
     from genforge.io import write_table_atomic
 
     table_out(out)
+    for name, value in (("--funding-cost", funding_cost), ("--margin", margin)):
+        if not -0.5 < value < 1.0:
+            raise GenforgeError(f"{name} {value}: expected a decimal rate above -0.5 and below 1 (e.g. 0.03)")
     pricer = LoanPricer(
         target=target, bad_value=bad_value, model=model, lgd=lgd, funding_cost=funding_cost, margin=margin
     )
@@ -125,7 +153,9 @@ def evaluate(
         None, "--data", help="Loan table with a 'creditability' column; default: German credit."
     ),
     seeds: int = typer.Option(3),
-    first_seed: int = typer.Option(0, help="First split/training seed (seeds first .. first + seeds - 1)."),
+    first_seed: int = typer.Option(
+        0, min=0, help="First split/training seed (seeds first .. first + seeds - 1)."
+    ),
     steps: int = typer.Option(4000, help="LoanBookGAN steps per seed (the validated default)."),
 ) -> None:
     """Quality (column shapes + pair trends), TSTR/TRTR AUROC and DCR privacy of synthetic loan books."""

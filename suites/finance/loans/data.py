@@ -14,6 +14,7 @@ CTGAN's encoding of a table for the generator.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from typing import Any
 
@@ -59,6 +60,49 @@ def read_uploaded_loans(name: str, data: bytes) -> pd.DataFrame:
     from genforge.finance.data import read_uploaded_table
 
     return check_loan_table(read_uploaded_table(name, data), name)
+
+
+# --------------------------------------------------------------------------------------------- identifiers
+
+ID_COLUMN_MODES = ("refuse", "drop", "regenerate")
+ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "ssn", "iban", "email", "phone", "passport", "account",
+                       "acct", "customer", "client", "borrower", "applicant", "key"})
+"""Name parts (split at punctuation and camelCase) that mark a column as a possible identifier."""
+
+
+def table_source(df: pd.DataFrame, default: str = "loan table") -> str:
+    """The file a table was read from (``attrs["source"]``, set by the readers), for error messages."""
+    return str(df.attrs.get("source") or default)
+
+
+def _name_tokens(name: str) -> set[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return {t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
+
+
+def identifier_columns(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Columns that look like identifiers of real people or accounts, which a synthetic table must not copy.
+
+    A column is one when its name has an identifier part (``id``, ``customer_id``, ``AccountNo``,
+    ``ssn``, ... see :data:`ID_TOKENS`) and it has more than ten distinct values covering at least a
+    fifth of the rows, or, whatever its name, when it is not a float column and is (nearly) unique
+    (every integer distinct, or 95% of the text values) in a table of 20 rows or more: a category with
+    one value per row is a key, never a category. Float columns (amounts, rates) are only matched by name.
+    """
+    out = []
+    n = len(df)
+    for col in df.columns:
+        if col in exclude:
+            continue
+        s = df[col]
+        distinct = int(s.nunique(dropna=True))
+        by_name = bool(_name_tokens(str(col)) & ID_TOKENS) and distinct > 10 and distinct >= 0.2 * n
+        unique = False
+        if n >= 20 and not pd.api.types.is_float_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            unique = distinct == n if pd.api.types.is_integer_dtype(s) else distinct >= 0.95 * n
+        if by_name or unique:
+            out.append(str(col))
+    return out
 
 
 # --------------------------------------------------------------------------------------------- column types
@@ -200,7 +244,7 @@ class TableEncoder:
             if (raw < 0).any():
                 bad = df[spec.name].iloc[int(np.argmax(raw < 0))]
                 raise DataError(
-                    f"loan table: column {spec.name!r} has value {bad!r} not seen in training; "
+                    f"{table_source(df)}: column {spec.name!r} has value {bad!r} not seen in training; "
                     f"expected one of {spec.categories[:8]}"
                 )
             out[spec.name] = raw.astype(np.int64)

@@ -53,13 +53,16 @@ from torch import nn
 from genforge.errors import DataError, GenforgeError
 from genforge.estimator import Example, SuiteEstimator, to_numpy
 from genforge.finance.loans.data import (
+    ID_COLUMN_MODES,
     TARGET,
     ColumnSpec,
     ConditionalRows,
     TableEncoder,
     _apportion,
     _json_value,
+    identifier_columns,
     infer_discrete_columns,
+    table_source,
 )
 from genforge.models.gan import GAN, GANConfig, TabularDiscriminator
 from genforge.registry import register_model
@@ -142,8 +145,14 @@ class LoanBookGAN(SuiteEstimator):
     None = CTGAN's sampling), ``target_share`` (how often training conditions on the target; None =
     as often as on any other categorical column, as CTGAN), ``ema_decay`` (``"auto"``, a number, or
     None for the live generator), ``lr_d`` (critic learning rate; None = ``lr``), ``hidden_d`` and
-    ``dropout_d`` (critic widths and dropout; None / 0 = as the generator, no dropout).
-    Learned: ``model_``, ``encoder_``, ``columns_``, ``history_``, ``frequencies_``, ``target_``.
+    ``dropout_d`` (critic widths and dropout; None / 0 = as the generator, no dropout);
+    ``id_columns``: what to do with identifier-like columns (:func:`identifier_columns`: customer ids,
+    account numbers, near-unique keys), which the generator would copy into synthetic rows: ``"refuse"``
+    (a DataError naming them), ``"drop"`` (left out of the model and of samples) or ``"regenerate"``
+    (left out of the model; samples get fresh ids ``SYN-000001``, ... that share no value with the real
+    ones, in the column's place).
+    Learned: ``model_``, ``encoder_``, ``columns_``, ``history_``, ``frequencies_``, ``target_``,
+    ``id_columns_`` (the regenerated columns and their places), ``id_prefix_``.
 
     The defaults (4,000 steps, EMA ``"auto"``, stratified by ``creditability``) were chosen on an
     inner 80/20 split of each training part of German credit, never on the evaluation holdout.
@@ -171,6 +180,7 @@ class LoanBookGAN(SuiteEstimator):
         lr_d: float | None = None,
         hidden_d: tuple[int, ...] | None = None,
         dropout_d: float = 0.0,
+        id_columns: str = "refuse",
     ) -> None:
         self.discrete_columns = discrete_columns
         self.steps = steps
@@ -190,34 +200,56 @@ class LoanBookGAN(SuiteEstimator):
         self.lr_d = lr_d
         self.hidden_d = hidden_d
         self.dropout_d = dropout_d
+        self.id_columns = id_columns
+
+    def _identifiers(self, df: pd.DataFrame) -> list[str]:
+        """The identifier-like columns of ``df`` to leave out of the model (DataError under "refuse")."""
+        if self.id_columns not in ID_COLUMN_MODES:
+            raise GenforgeError(
+                f"LoanBookGAN id_columns: expected one of {', '.join(ID_COLUMN_MODES)}, "
+                f"got {self.id_columns!r}"
+            )
+        ids = identifier_columns(df, exclude=(self.target,) if self.target else ())
+        if ids and self.id_columns == "refuse":
+            raise DataError(
+                f"{table_source(df)}: column(s) {', '.join(repr(c) for c in ids)} look like identifiers "
+                "(near-unique values or an id-like name) that synthetic rows would copy; expected none "
+                "(remove them, or --id-columns drop / regenerate)"
+            )
+        return ids
 
     def _validate(self, df: pd.DataFrame) -> list[str]:
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"loan table: expected a pandas DataFrame, got {type(df).__name__}")
-        if len(df) < 2 * self.pac:
-            raise DataError(f"loan table: {len(df)} rows; expected at least {2 * self.pac}")
+        source = table_source(df)
         if df.columns.duplicated().any():
-            raise DataError(f"loan table: duplicate column names {list(df.columns[df.columns.duplicated()])}")
+            raise DataError(f"{source}: duplicate column names {list(df.columns[df.columns.duplicated()])}")
+        ids = self._identifiers(df)
+        df = df.drop(columns=ids)
+        if len(df) < 2 * self.pac:
+            raise DataError(f"{source}: {len(df)} rows; expected at least {2 * self.pac}")
         missing = df.columns[df.isna().any()].tolist()
         if missing:
             raise DataError(
-                f"loan table: column {missing[0]!r} has {int(df[missing[0]].isna().sum())} missing "
+                f"{source}: column {missing[0]!r} has {int(df[missing[0]].isna().sum())} missing "
                 "value(s); expected complete rows"
             )
         discrete = (
-            list(self.discrete_columns) if self.discrete_columns is not None else infer_discrete_columns(df)
+            [c for c in self.discrete_columns if c not in ids]
+            if self.discrete_columns is not None
+            else infer_discrete_columns(df)
         )
         unknown = [c for c in discrete if c not in df.columns]
         if unknown:
-            raise DataError(f"loan table: discrete column(s) {unknown} not in the table")
+            raise DataError(f"{source}: discrete column(s) {unknown} not in the table")
         for col in df.columns:
             if col not in discrete and not pd.api.types.is_numeric_dtype(df[col]):
-                raise DataError(f"loan table: column {col!r} is neither numeric nor declared discrete")
+                raise DataError(f"{source}: column {col!r} is neither numeric nor declared discrete")
         if not discrete:
-            raise DataError("loan table: no categorical column; expected at least one for conditioning")
+            raise DataError(f"{source}: no categorical column; expected at least one for conditioning")
         if self.target is not None and self.target in df.columns and self.target not in discrete:
             raise DataError(
-                f"loan table: target column {self.target!r} is continuous; expected a categorical outcome"
+                f"{source}: target column {self.target!r} is continuous; expected a categorical outcome"
             )
         if self.target_share is not None and not 0.0 < self.target_share < 1.0:
             raise GenforgeError(
@@ -229,7 +261,13 @@ class LoanBookGAN(SuiteEstimator):
         from genforge.training import TrainConfig, Trainer
 
         discrete = self._validate(df)
-        df = df.reset_index(drop=True)
+        ids = self._identifiers(df)
+        self.id_columns_ = (
+            [{"name": str(c), "position": list(df.columns).index(c)} for c in ids]
+            if self.id_columns == "regenerate" else []
+        )
+        self.id_prefix_ = _fresh_prefix(df[ids])
+        df = df.drop(columns=ids).reset_index(drop=True)
         self.columns_ = [str(c) for c in df.columns]
         df.columns = self.columns_
         self.encoder_ = TableEncoder.fit(df, [str(c) for c in discrete], self.max_modes, self.seed)
@@ -351,7 +389,7 @@ class LoanBookGAN(SuiteEstimator):
         torch.manual_seed(int(rng.integers(2**31)))
         target = getattr(self, "target_", None)
         if conditions or target is None:
-            return self._draw(n, conditions, fixed, rng, max_rounds)
+            return self._with_ids(self._draw(n, conditions, fixed, rng, max_rounds))
         # stratified by the target: each outcome drawn conditioned on itself, in the real proportions
         spec = self.encoder_.specs[self.columns_.index(target)]
         counts = _apportion(n, np.asarray(self.frequencies_[target]))
@@ -361,7 +399,14 @@ class LoanBookGAN(SuiteEstimator):
                 fixed = (dnames.index(target), k)
                 frames.append(self._draw(int(count), {target: value}, fixed, rng, max_rounds))
         out = pd.concat(frames, ignore_index=True)
-        return out.iloc[rng.permutation(len(out))].reset_index(drop=True)
+        return self._with_ids(out.iloc[rng.permutation(len(out))].reset_index(drop=True))
+
+    def _with_ids(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Fresh synthetic ids (``SYN-000001``, ...) in the regenerated identifier columns' places."""
+        for spec in sorted(getattr(self, "id_columns_", []), key=lambda s: s["position"]):
+            values = [f"{self.id_prefix_}{k:06d}" for k in range(1, len(frame) + 1)]
+            frame.insert(min(int(spec["position"]), frame.shape[1]), spec["name"], values)
+        return frame
 
     def _draw(
         self,
@@ -398,6 +443,8 @@ class LoanBookGAN(SuiteEstimator):
             "specs": [dataclasses.asdict(s) for s in self.encoder_.specs],
             "frequencies": self.frequencies_,
             "target": self.target_,
+            "id_columns": self.id_columns_,
+            "id_prefix": self.id_prefix_,
         }
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
@@ -405,6 +452,8 @@ class LoanBookGAN(SuiteEstimator):
         self.columns_ = list(state["columns"])
         self.frequencies_ = dict(state["frequencies"])
         self.target_ = state.get("target")
+        self.id_columns_ = list(state.get("id_columns", []))
+        self.id_prefix_ = state.get("id_prefix", "SYN-")
         self.history_ = []
 
     @classmethod
@@ -432,6 +481,16 @@ class LoanBookGAN(SuiteEstimator):
         book = example_book()
         params = {"steps": 20, "hidden": (16, 16), "latent_dim": 8, "batch_size": 100, "progress": False}
         return Example(params=params, fit_args=(book,), probe=lambda est: est.sample(20, seed=1))
+
+
+def _fresh_prefix(ids: pd.DataFrame) -> str:
+    """A prefix for synthetic ids that no real id starts with, so a regenerated id never equals a real one."""
+    real = {str(v) for col in ids.columns for v in ids[col].unique()}
+    for k in range(1000):
+        prefix = "SYN-" if k == 0 else f"SYN{k}-"
+        if not any(v.startswith(prefix) for v in real):
+            return prefix
+    raise GenforgeError("identifier columns: no free prefix for synthetic ids")  # 1000 prefixes all taken
 
 
 # --------------------------------------------------------------------------------------------- pricing
@@ -500,11 +559,13 @@ class LoanPricer(SuiteEstimator):
 
         self._check_params()
         if self.target not in df.columns:
-            raise DataError(f"loan table: target column {self.target!r} missing; expected the default flag")
+            raise DataError(
+                f"{table_source(df)}: target column {self.target!r} missing; expected the default flag"
+            )
         y = (df[self.target].astype(str) == str(self.bad_value)).to_numpy(int)
         if y.min() == y.max():
             raise DataError(
-                f"loan table: column {self.target!r} has no {'good' if y.min() else 'bad'} loans; "
+                f"{table_source(df)}: column {self.target!r} has no {'good' if y.min() else 'bad'} loans; "
                 f"expected both (bad = {self.bad_value!r})"
             )
         x = df.drop(columns=[self.target])
@@ -557,7 +618,8 @@ class LoanPricer(SuiteEstimator):
         missing = [c for c in self.features_ if c not in df.columns]
         if missing:
             raise DataError(
-                f"loan table: missing column(s) {missing}; expected the columns the PD model was fitted on"
+                f"{table_source(df)}: missing column(s) {missing}; expected the columns the PD model was "
+                "fitted on"
             )
         x = df[self.features_].copy()
         if self.model_ is not None:

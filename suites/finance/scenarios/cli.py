@@ -15,7 +15,18 @@ from pathlib import Path
 import typer
 
 from genforge.errors import GenforgeError
-from genforge.finance.cli_checks import dir_out, json_out, one_thread, positive, table_out
+from genforge.finance.cli_checks import (
+    DayFirstOpt,
+    MaxGapOpt,
+    StrictGapsOpt,
+    dir_out,
+    json_out,
+    one_thread,
+    positive,
+    prices_source,
+    read_prices,
+    table_out,
+)
 
 app = typer.Typer(
     help="Market scenarios: return paths from a TCN GAN (or a diffusion model), scored by the TimeGAN "
@@ -31,18 +42,31 @@ def train(
     window: int = typer.Option(127, help="Training window (Quant GAN: 127)."),
     steps: int = typer.Option(1000, help="Adversarial training steps."),
     hidden: int = typer.Option(64, help="TCN width."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
+    dayfirst: bool | None = DayFirstOpt,
+    max_gap_days: int = MaxGapOpt,
+    strict_gaps: bool = StrictGapsOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace whatever --out holds (another model, other settings)."
+    ),
 ) -> None:
-    """Train a ScenarioGAN on the daily log returns (percent) of PRICES' Close and save it to --out."""
-    from genforge.finance.data import load_prices_or_default, log_returns
+    """Train a ScenarioGAN on the daily log returns (percent) of PRICES' Close and save it to --out.
+
+    A folder holding anything else (another model, a model trained with other settings) is refused unless
+    --overwrite is given; nothing is written before the model is trained."""
+    from genforge.finance.data import log_returns
     from genforge.finance.scenarios.models import ScenarioGAN
+    from genforge.outputs import check_claim, output_job
 
     dir_out(out)
     positive("--steps", steps)
     positive("--hidden", hidden)
     if window < 2:
         raise GenforgeError(f"--window {window}: expected at least 2 steps")
-    data = load_prices_or_default(prices)
+    job = {"prices": prices_source(prices), "window": window, "steps": steps, "hidden": hidden, "seed": seed,
+           "dayfirst": dayfirst}
+    check_claim(out, "genforge finance scenarios train", job, overwrite=overwrite, resume=False)
+    data = read_prices(prices, dayfirst=dayfirst, max_gap_days=max_gap_days, strict_gaps=strict_gaps)
     returns = log_returns(data)
     if len(returns) <= window:
         raise GenforgeError(f"{prices}: {len(returns)} returns; expected more than --window {window}")
@@ -52,7 +76,8 @@ def train(
         window=window, steps=steps, hidden=hidden, preprocessing="lambertw", global_noise=False, seed=seed
     )
     model.fit(returns.to_frame("return"))
-    model.save(out)
+    with output_job(out, "genforge finance scenarios train", job, overwrite=overwrite, resume=False):
+        model.save(out)
     typer.echo(f"trained on {len(returns)} returns in {time.perf_counter() - start:.1f} s; saved to {out}")
 
 
@@ -62,7 +87,7 @@ def simulate(
     paths: int = typer.Option(100, "--paths", help="Number of paths."),
     length: int = typer.Option(250, "--length", help="Steps per path."),
     out: Path = typer.Option(..., "--out", help="Table of paths (.parquet or .csv): path, t, return."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
 ) -> None:
     """Sample return paths from a trained scenario model."""
     from genforge.finance.scenarios.models import ScenarioGAN
@@ -124,6 +149,7 @@ def evaluate(
         raise GenforgeError(f"--model {model}: expected gan or diffusion")
     for name, value in (
         ("--seeds", seeds),
+        ("--hidden", hidden),
         ("--steps", 1 if steps is None else steps),
         ("--judge-steps", judge_steps),
         ("--predictor-steps", predictor_steps),

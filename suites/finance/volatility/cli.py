@@ -15,7 +15,17 @@ from typing import Any
 import typer
 
 from genforge.errors import GenforgeError
-from genforge.finance.cli_checks import dir_out, one_thread, table_out
+from genforge.finance.cli_checks import (
+    DayFirstOpt,
+    MaxGapOpt,
+    StrictGapsOpt,
+    dir_out,
+    json_out,
+    one_thread,
+    prices_source,
+    read_prices,
+    table_out,
+)
 from genforge.io import write_json_atomic, write_table_atomic
 
 app = typer.Typer(
@@ -53,23 +63,39 @@ def train(
     out: Path = typer.Option(..., "--out", help="Folder for the model (safetensors + JSON)."),
     steps: int = typer.Option(300, help="Training steps of the VAE."),
     base: str = typer.Option("gjr", help="Base variance the VAE corrects: gjr (GJR-GARCH-t) or ewma."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     var_feedback: float | None = VarFeedbackOpt,
     sort: bool = SortOpt,
+    dayfirst: bool | None = DayFirstOpt,
+    max_gap_days: int = MaxGapOpt,
+    strict_gaps: bool = StrictGapsOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace whatever --out holds (another model, other settings)."
+    ),
 ) -> None:
-    """Fit the VAE volatility forecaster on all of PRICES and save it to --out."""
-    from genforge.finance.data import load_prices_or_default
+    """Fit the VAE volatility forecaster on all of PRICES and save it to --out.
+
+    A folder holding anything else (another model, a model trained with other settings) is refused unless
+    --overwrite is given; nothing is written before the model is trained."""
     from genforge.finance.volatility.models import VolatilityForecaster
+    from genforge.outputs import check_claim, output_job
 
     dir_out(out)
     if steps < 1:
         raise GenforgeError(f"--steps {steps}: expected a positive number of steps")
+    if base not in ("gjr", "ewma"):
+        raise GenforgeError(f"--base {base!r}: expected gjr or ewma")
     _check_feedback(var_feedback)
-    data = load_prices_or_default(prices, min_rows=300, sort=sort)
+    job = {"prices": prices_source(prices), "steps": steps, "base": base, "seed": seed,
+           "var_feedback": var_feedback, "sort": sort, "dayfirst": dayfirst}
+    check_claim(out, "genforge finance vol train", job, overwrite=overwrite, resume=False)  # before any work
+    data = read_prices(prices, min_rows=300, sort=sort, dayfirst=dayfirst, max_gap_days=max_gap_days,
+                       strict_gaps=strict_gaps)
     one_thread()
     start = time.perf_counter()
     model = VolatilityForecaster(steps=steps, base=base, seed=seed, var_feedback=var_feedback).fit(data)
-    model.save(out)
+    with output_job(out, "genforge finance vol train", job, overwrite=overwrite, resume=False):
+        model.save(out)
     typer.echo(
         f"trained on {len(data)} prices ({data.index[0].date()} .. {data.index[-1].date()}) in "
         f"{time.perf_counter() - start:.1f} s; calibration {model.calibration_:.3f}; saved to {out}"
@@ -83,8 +109,8 @@ def forecast(
     model: Path = typer.Option(
         None, "--model", help="A folder from `vol train`; without it the model is fitted on PRICES first."
     ),
-    steps: int = typer.Option(300, help="Training steps when no --model is given."),
-    last: int = typer.Option(0, help="Keep only the last N forecasts (0 = all)."),
+    steps: int = typer.Option(300, min=1, help="Training steps when no --model is given."),
+    last: int = typer.Option(0, min=0, help="Keep only the last N forecasts (0 = all)."),
     var_feedback: float | None = typer.Option(
         None,
         "--var-feedback",
@@ -94,9 +120,11 @@ def forecast(
         show_default=False,
     ),
     sort: bool = SortOpt,
+    dayfirst: bool | None = DayFirstOpt,
+    max_gap_days: int = MaxGapOpt,
+    strict_gaps: bool = StrictGapsOpt,
 ) -> None:
     """Next-day variance forecasts (mean, quantiles, VaR) for every close of PRICES."""
-    from genforge.finance.data import load_prices_or_default
     from genforge.finance.volatility.models import VolatilityForecaster
 
     table_out(out)
@@ -105,7 +133,8 @@ def forecast(
             f"--model {model}: no config.json there; expected a folder written by "
             "`genforge finance vol train`"
         )
-    data = load_prices_or_default(prices, min_rows=60 if model is not None else 300, sort=sort)
+    data = read_prices(prices, min_rows=60 if model is not None else 300, sort=sort, dayfirst=dayfirst,
+                       max_gap_days=max_gap_days, strict_gaps=strict_gaps)
     one_thread()
     est = VolatilityForecaster.load(model) if model is not None else VolatilityForecaster(steps=steps)
     if var_feedback is not None:
@@ -132,14 +161,14 @@ def evaluate(
     table_path: Path = typer.Option(None, "--table", help="Write the daily out-of-sample forecasts here."),
     initial: int = typer.Option(1000, help="Returns in the first training window."),
     refit_every: int = typer.Option(20, help="Refit every N trading days."),
-    vae_steps: int = typer.Option(300, help="VAE training steps per refit."),
+    vae_steps: int = typer.Option(300, min=1, help="VAE training steps per refit."),
     warm_steps: int = typer.Option(
-        0, help="If > 0, later refits continue from the previous weights for this many steps."
+        0, min=0, help="If > 0, later refits continue from the previous weights for this many steps."
     ),
     no_vae: bool = typer.Option(False, "--no-vae", help="Baselines only."),
-    mcs_reps: int = typer.Option(1000, help="Bootstrap replications of the model confidence set."),
-    jobs: int = typer.Option(1, help="Processes for the VAE's refits (only without warm starts)."),
-    seed: int = typer.Option(0, help="Seed of the VAE (weights, batches, latent draws)."),
+    mcs_reps: int = typer.Option(1000, min=1, help="Bootstrap replications of the model confidence set."),
+    jobs: int = typer.Option(1, min=1, help="Processes for the VAE's refits (only without warm starts)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the VAE (weights, batches, latent draws)."),
     var_method: str = typer.Option(
         "skewt",
         "--var-method",
@@ -147,13 +176,16 @@ def evaluate(
         "default), fhs (empirical) or evt (GPD tail, McNeil-Frey).",
     ),
     var_feedback: float | None = VarFeedbackOpt,
+    dayfirst: bool | None = DayFirstOpt,
+    max_gap_days: int = MaxGapOpt,
+    strict_gaps: bool = StrictGapsOpt,
 ) -> None:
     """Rolling out-of-sample evaluation: the VAE vs GARCH(1,1)-t, GJR-t, EGARCH-t, EWMA, HAR."""
-    from genforge.finance.data import load_prices_or_default
     from genforge.finance.volatility.evaluate import baseline_models, evaluate_volatility, format_table
     from genforge.finance.volatility.models import VolatilityForecaster
     from genforge.finance.volatility.var_methods import VAR_METHODS
 
+    json_out(json_path)
     if table_path is not None:
         table_out(table_path, "--table")
     if initial < 300 or refit_every < 1:
@@ -161,7 +193,8 @@ def evaluate(
     if var_method not in VAR_METHODS:
         raise GenforgeError(f"--var-method {var_method!r}: expected one of {', '.join(VAR_METHODS)}")
     _check_feedback(var_feedback, var_method)
-    prices = load_prices_or_default(data, min_rows=initial + 2)
+    prices = read_prices(data, min_rows=initial + 2, dayfirst=dayfirst, max_gap_days=max_gap_days,
+                         strict_gaps=strict_gaps)
     one_thread()
     models: list[Any] = []
     if not no_vae:
