@@ -84,7 +84,8 @@ class LevelVAE(SuiteEstimator):
     def __init__(self, height: int = 14, width: int = 16, latent_dim: int = 32,
                  hidden: tuple[int, ...] = (64, 128), beta: float = 1.0, condition_counts: bool = True,
                  max_steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, overlap: int = 2,
-                 candidates: int = 16, seed: int = 0, progress: bool = False, device: str = "auto"):
+                 candidates: int = 16, temperature: float = 0.0, seed: int = 0, progress: bool = False,
+                 device: str = "auto"):
         self.height = height
         self.width = width
         self.latent_dim = latent_dim
@@ -96,6 +97,7 @@ class LevelVAE(SuiteEstimator):
         self.lr = lr
         self.overlap = overlap
         self.candidates = candidates
+        self.temperature = temperature
         self.seed = seed
         self.progress = progress
         self.device = device
@@ -210,12 +212,21 @@ class LevelVAE(SuiteEstimator):
 
     @torch.no_grad()
     def decode(self, z: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
-        """Windows (codes, argmax tiles) of latents ``z``; ``counts`` [N, 4] when conditioned."""
+        """Windows (codes) of latents ``z``; ``counts`` [N, 4] when conditioned. Tiles are the decoder's
+        argmax, or with ``temperature`` > 0 drawn from softmax(logits / temperature) (seeded by ``z``)."""
         self._check_fitted()
         z = np.asarray(z, np.float32)
         if self.condition_counts and counts is None:
             counts = self._draw_counts(len(z), None, np.random.default_rng(0))
-        return to_numpy(self._logits(z, counts).argmax(1))
+        return self._tiles(self._logits(z, counts), z)
+
+    def _tiles(self, logits: torch.Tensor, z: np.ndarray) -> np.ndarray:
+        if self.temperature <= 0:
+            return to_numpy(logits.argmax(1))
+        g = torch.Generator().manual_seed(int(np.abs(z).sum() * 1e6) % (2**31))
+        probs = torch.softmax(logits.float().cpu() / self.temperature, 1).movedim(1, -1)
+        flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=g)
+        return flat.reshape(probs.shape[:-1]).numpy()
 
     # ------------------------------------------------------------------ generation
     def sample_windows(self, n: int, counts: dict[str, float] | None = None,
@@ -259,7 +270,7 @@ class LevelVAE(SuiteEstimator):
             logp = torch.log_softmax(logits[:, :, :, : self.overlap], 1)
             tail = torch.as_tensor(level[:, -self.overlap:], device=logp.device)
             score = logp.gather(1, tail.expand(m, -1, -1).unsqueeze(1)).sum((1, 2, 3))
-            grids = to_numpy(logits.argmax(1))
+            grids = self._tiles(logits, z)
             if counts:
                 cols = [COUNT_NAMES.index(k) for k in counts]
                 err = np.abs(count_matrix(grids, self.vocab_)[:, cols] - want[:, cols]).sum(1)
