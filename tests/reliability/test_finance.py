@@ -357,6 +357,14 @@ def test_identifier_column_refused(cli, tmp_path):
     assert not out.exists()
 
 
+def test_identifier_column_refused_by_loans_evaluate(cli, tmp_path):
+    out = tmp_path / "loans.json"
+    r = cli("finance", "loans", "evaluate", "--data", _book(tmp_path), "--json", out, "--seeds", "1",
+            "--steps", "1")
+    refused(r, "book.csv", "'customer_id'", "identifiers")
+    assert not out.exists()
+
+
 def test_identifier_column_dropped(cli, tmp_path):
     out = tmp_path / "synth.csv"
     r = cli("finance", "loans", "synthesize", "--data", _book(tmp_path), "--n", "40", "--out", out,

@@ -161,6 +161,7 @@ def evaluate(
     """Quality (column shapes + pair trends), TSTR/TRTR AUROC and DCR privacy of synthetic loan books."""
     from genforge.finance.loans.evaluate import LoanEvalConfig
     from genforge.finance.loans.evaluate import evaluate_loans as run
+    from genforge.finance.loans.models import LoanBookGAN
     from genforge.io import write_json_atomic
 
     json_out(json_path)
@@ -169,6 +170,7 @@ def evaluate(
     df = _read_loans(data)
     if "creditability" not in df.columns:
         raise GenforgeError(f"{data}: column 'creditability' missing; expected the good/bad outcome")
+    LoanBookGAN()._identifiers(df)  # identifier columns refused before any work (the GANs would copy them)
     one_thread()
     result = run(
         df,
