@@ -1,5 +1,6 @@
 """Game levels: generate levels with a level VAE, see the A* agent's path, steer the latent space and the
-element counts, blend two games, check an uploaded level, download text / Tiled / PNG.
+element counts, blend two games, check an uploaded level, download text / Tiled / PNG; sprite grids of
+Kenney's sprites and of a sprite model (``$GENFORGE_GAMES_SPRITES``, default ``models/sprites``).
 
 UI only: reading, generation, playability and drawing come from ``genforge.games``. Model folder:
 ``$GENFORGE_GAMES_MODEL`` (default ``models/games``) or typed in; without one, a small model can be trained
