@@ -517,8 +517,8 @@ def score_mean(real: np.ndarray, mean: np.ndarray, W: torch.Tensor) -> dict[str,
     """RMSE (original units) and MIE of a generated mean field [N, T] against the real one, averaged
     over targets."""
     real, mean = (
-        np.asarray(real, float).reshape(len(real), -1),
-        np.asarray(mean, float).reshape(len(real), -1),
+        np.array(real, float).reshape(len(real), -1),
+        np.array(mean, float).reshape(len(real), -1),
     )
     rmse = float(np.mean(np.sqrt(((mean - real) ** 2).mean(0))))
     a = local_moran_torch(torch.as_tensor(real.T, dtype=torch.float64), W)
