@@ -239,6 +239,7 @@ def sprites(
 def evaluate_sprites(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON"),
     steps: int = typer.Option(1500, "--steps", help="Training steps of the VAE and of the GAN baseline"),
+    beta: float = typer.Option(0.5, "--beta", help="KL weight of the sprite VAE"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Sprite VAE vs a same-size conditional GAN on Kenney's sprites: FD (own features), class accuracy,
@@ -253,7 +254,7 @@ def evaluate_sprites(
     from genforge.io import write_json_atomic
 
     _threads()
-    result = run(steps=steps, seed=seed, echo=_echo)
+    result = run(steps=steps, seed=seed, beta=beta, echo=_echo)
     typer.echo(json.dumps(result, indent=2))
     if json_path is not None:
         write_json_atomic(json_path, result)

@@ -91,7 +91,7 @@ def real_nn_rms(real: np.ndarray) -> float:
 
 
 def evaluate_sprites(size: int = 32, steps: int = 1500, n_per_class: int = 64, seed: int = 0,
-                     echo=print) -> dict[str, Any]:
+                     beta: float = 0.5, echo=print) -> dict[str, Any]:
     """SpriteVAE vs the same-size conditional GAN, on Kenney's sprites, measured as the module says."""
     from genforge import GAN, GANConfig
     from genforge.games.sprites import SpriteVAE, kenney_sprites, quantise
@@ -103,7 +103,8 @@ def evaluate_sprites(size: int = 32, steps: int = 1500, n_per_class: int = 64, s
     _, pred_real = _features(clf, images)
     hidden = (16, 32, 64)
     echo(f"training the sprite VAE ({steps} steps) ...")
-    vae = SpriteVAE(size=size, hidden=hidden, max_steps=steps, seed=seed).fit(images, labels, names)
+    vae = SpriteVAE(size=size, hidden=hidden, beta=beta, max_steps=steps, seed=seed)
+    vae.fit(images, labels, names)
     fake_labels = np.repeat(np.arange(len(names)), n_per_class)
     vae_fake = np.concatenate([vae.sample(n_per_class, i, seed=seed + i) for i in range(len(names))])
     echo(f"training the GAN baseline ({steps} steps, same widths) ...")
@@ -117,7 +118,7 @@ def evaluate_sprites(size: int = 32, steps: int = 1500, n_per_class: int = 64, s
     gan_cond = torch.from_numpy(np.eye(len(names), dtype=np.float32)[fake_labels])
     gan_fake = quantise((gan.sample(len(fake_labels), gan_cond).numpy() + 1) / 2, vae.palette_)
     return {
-        "sprites": len(images), "classes": names, "size": size, "steps": steps,
+        "sprites": len(images), "classes": names, "size": size, "steps": steps, "beta": beta,
         "classifier_train_accuracy": float(np.mean(pred_real == labels)),
         "real_nn_rms": real_nn_rms(images), "copy_threshold": COPY_THRESHOLD,
         "vae": sprite_metrics(clf, images, vae_fake, fake_labels),
