@@ -5,6 +5,8 @@ by the core Trainer with EMA weights, sampled with DDIM (a chosen number of step
 Images go in as [N, H, W] or [N, C, H, W] in [0, 1] (``genforge.content.image.data`` reads folders),
 are scaled to [-1, 1] for the model, and come back from :meth:`sample` in [0, 1]. The UNet halves the
 resolution ``len(channel_mults) - 1`` times, so height and width must be divisible by that power of two.
+``clip_sample`` (default on, as in diffusers' schedulers) clips each step's estimate of the clean image
+to [-1, 1], the range the pixels were scaled to.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ImageGenerator(SuiteEstimator):
         ema_decay: float = 0.995,
         cfg_dropout: float = 0.1,
         timesteps: int = 1000,
+        clip_sample: bool = True,
         class_names: tuple[str, ...] = (),
         seed: int = 0,
         progress: bool = True,
@@ -62,6 +65,7 @@ class ImageGenerator(SuiteEstimator):
         self.ema_decay = ema_decay
         self.cfg_dropout = cfg_dropout
         self.timesteps = timesteps
+        self.clip_sample = clip_sample
         self.class_names = class_names
         self.seed = seed
         self.progress = progress
@@ -110,6 +114,7 @@ class ImageGenerator(SuiteEstimator):
             num_classes=num_classes,
             cfg_dropout=self.cfg_dropout if num_classes else 0.0,
             sampler="ddim",
+            clip_sample=self.clip_sample,
         )
 
     def fit(self, X: Any, y: Any = None) -> ImageGenerator:
