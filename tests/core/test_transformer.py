@@ -63,17 +63,17 @@ def test_cached_and_uncached_greedy_decoding_match(batch):
     assert len(set(cached[0, 5:].tolist())) > 1  # not a degenerate constant sequence
 
 
-@pytest.mark.parametrize("rows_linear", [False, True])
+@pytest.mark.parametrize("cpu_step", [False, True])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_decode_step_matches_uncached_reference(rows_linear, batch):
+def test_decode_step_matches_uncached_reference(cpu_step, batch):
     """The step function that ``compile_decode`` compiles (static shapes: the whole cache and a mask
-    of filled slots), run eagerly, gives the tokens of the uncached path — with ``F.linear`` and with
-    the multiply-and-sum linears used by the compiled CPU step; the crop fallback past block_size
-    (16) is covered too."""
+    of filled slots), run eagerly, gives the tokens of the uncached path — as on a GPU, and in the
+    form the compiled CPU step uses (multiply-and-sum linears, attention on the filled slots); the
+    crop fallback past block_size (16) is covered too."""
     model = tiny_model(seed=4)
     prompt = torch.randint(0, TINY["vocab_size"], (batch, 4), generator=torch.Generator().manual_seed(2))
     expected = model.generate(prompt, 20, temperature=0.0, use_cache=False)
-    model._rows_linear = rows_linear
+    model._cpu_step = cpu_step
     model._compiled_step = model._decode_step  # what torch.compile wraps, without compiling
     assert torch.equal(model.generate(prompt, 20, temperature=0.0), expected)
 
