@@ -21,6 +21,7 @@ import torch
 from _common import (
     add_json_arg,
     add_threads_arg,
+    check_peer_versions,
     interleave,
     print_table,
     ratio_median,
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     add_json_arg(parser)
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    import diffusers  # noqa: F401 - imported here so that the version check below sees it
+
+    check_peer_versions()
     repeats = args.repeats + [args.repeats[-1]] * (len(args.batches) - len(args.repeats))
 
     ours, theirs, scheduler = build_pair(args.image_size, args.channels)

@@ -12,9 +12,11 @@ pairwise time ratios HF / ours (> 1: ours is faster).
     python benchmarks/generate.py --json results.json   # ratio_vs_hf = lower of the two batch sizes
 
 Our variants: ``eager`` (SDPA, cache allocated once, written in place) and, unless ``--no-compile``,
-``compiled`` (the one-token decode step through ``torch.compile``; falls back to eager with a
-warning when it cannot compile here). The headline ``ratio_vs_hf`` is the lower of the two batch
-sizes' ratios for one variant — the better of eager and compiled by that measure — named in
+``compiled`` (the one-token decode step through ``torch.compile`` with static shapes, one graph per
+batch size, its linear layers as inductor-generated loops instead of MKL's small-M sgemm; falls
+back to eager with a warning when it cannot compile here). The headline ``ratio_vs_hf`` is the
+lower of the two batch sizes' ratios for one variant — the better of eager and compiled by that
+measure — named in
 ``variant``; every variant's figures are in ``per_batch``. Compilation (minutes on a small CPU; cached
 on disk by inductor afterwards) happens before timing and is reported as ``compile_seconds``.
 """
@@ -28,6 +30,7 @@ import torch
 from _common import (
     add_json_arg,
     add_threads_arg,
+    check_peer_versions,
     interleave,
     print_table,
     ratio_median,
@@ -97,6 +100,7 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()  # no advice about attention masks mid-table
+    check_peer_versions()
 
     # nanoGPT's context is 256, but a 16-token prompt plus 256 new tokens needs 272 positions:
     # GPT-2 has no cropping (it would index past its position table), so both models get
@@ -111,7 +115,7 @@ def main() -> None:
         compiled = GPT(config).eval()
         compiled.load_state_dict(eager.state_dict())
         start = time.perf_counter()
-        if not compiled.compile_decode():
+        if not compiled.compile_decode(batch_sizes=tuple(args.batch)):
             compiled = None
         compile_seconds = time.perf_counter() - start
 
@@ -177,7 +181,7 @@ def main() -> None:
     # headline: one variant for all batch sizes (the one whose worse batch size is best)
     variant = max(ours, key=lambda n: min(e[f"{n}_ratio_vs_hf"] for e in per_batch.values()))
     ratio_vs_hf = min(e[f"{variant}_ratio_vs_hf"] for e in per_batch.values())
-    print(f"ratio_vs_hf = {ratio_vs_hf:.3f} ({variant}, lower over batch sizes {args.batch}; goal >= 1.5)")
+    print(f"ratio_vs_hf = {ratio_vs_hf:.3f} ({variant}, lower over batch sizes {args.batch}; goal >= 2)")
     write_json(
         args.json,
         {
