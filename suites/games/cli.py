@@ -320,7 +320,9 @@ def run_demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     train = rule_levels(8 if quick else 40, width=64 if quick else 150, seed=0)
     vae = LevelVAE(max_steps=100 if quick else 2000, hidden=(16, 32) if quick else (32, 64),
-                   latent_dim=8 if quick else 32, candidates=8, seed=0).fit(train)
+                   latent_dim=8 if quick else 32, candidates=8, seed=0,
+                   # the quick model trains 100 steps: its softmax is still too wide to sample tiles from
+                   temperature=0.0 if quick else 1.0).fit(train)
     vae.save(out_dir / "model")
     made = vae.generate(3 if quick else 8, width=64 if quick else 150, seed=1)
     playable = []

@@ -15,6 +15,10 @@ window's element counts — enemies, pipes, gaps, coins — so a designer can as
 - **blending** (``blend={"kid_icarus": 0.3}``): each window's latent is ``(1 - w) z_a + w z_b`` with
   ``z_a``, ``z_b`` the posterior means of random training windows of the first game and of the named one.
 - **interpolation** (:meth:`interpolate`): windows decoded along the line between two windows' latents.
+- **decoding**: tiles are drawn from the categorical likelihood (``temperature=1``, the default) rather
+  than taking its argmax (``temperature=0``), which favours the commonest tiles: in an exploratory run
+  on SMB (100 segments, docs/results/games.md) argmax gave 60% novel windows, sampling 99.9%, with
+  higher playability, because the A* latent search then has more varied candidates.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class LevelVAE(SuiteEstimator):
     def __init__(self, height: int = 14, width: int = 16, latent_dim: int = 32,
                  hidden: tuple[int, ...] = (64, 128), beta: float = 1.0, condition_counts: bool = True,
                  max_steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, overlap: int = 2,
-                 candidates: int = 16, temperature: float = 0.0, seed: int = 0, progress: bool = False,
+                 candidates: int = 16, temperature: float = 1.0, seed: int = 0, progress: bool = False,
                  device: str = "auto"):
         self.height = height
         self.width = width
@@ -212,8 +216,8 @@ class LevelVAE(SuiteEstimator):
 
     @torch.no_grad()
     def decode(self, z: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
-        """Windows (codes) of latents ``z``; ``counts`` [N, 4] when conditioned. Tiles are the decoder's
-        argmax, or with ``temperature`` > 0 drawn from softmax(logits / temperature) (seeded by ``z``)."""
+        """Windows (codes) of latents ``z``; ``counts`` [N, 4] when conditioned. Tiles are drawn from
+        softmax(logits / temperature) (seeded by ``z``); ``temperature=0`` takes the argmax instead."""
         self._check_fitted()
         z = np.asarray(z, np.float32)
         if self.condition_counts and counts is None:
