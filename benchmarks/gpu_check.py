@@ -429,5 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
-    os._exit(0)  # no lingering NCCL / inductor worker threads keep a finished check alive
+    ok = main()["ok"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if ok else 1)  # no lingering NCCL / inductor worker threads keep a finished check alive
