@@ -239,7 +239,7 @@ def sprites(
 def evaluate_sprites(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON"),
     steps: int = typer.Option(1500, "--steps", help="Training steps of the VAE and of the GAN baseline"),
-    beta: float = typer.Option(0.5, "--beta", help="KL weight of the sprite VAE"),
+    beta: float = typer.Option(4.0, "--beta", help="KL weight of the sprite VAE"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Sprite VAE vs a same-size conditional GAN on Kenney's sprites: FD (own features), class accuracy,

@@ -91,7 +91,7 @@ def real_nn_rms(real: np.ndarray) -> float:
 
 
 def evaluate_sprites(size: int = 32, steps: int = 1500, n_per_class: int = 64, seed: int = 0,
-                     beta: float = 0.5, echo=print) -> dict[str, Any]:
+                     beta: float = 4.0, echo=print) -> dict[str, Any]:
     """SpriteVAE vs the same-size conditional GAN, on Kenney's sprites, measured as the module says."""
     from genforge import GAN, GANConfig
     from genforge.games.sprites import SpriteVAE, kenney_sprites, quantise

@@ -137,7 +137,7 @@ class SpriteVAE(SuiteEstimator):
     state_version: ClassVar[int] = 1
 
     def __init__(self, size: int = 32, latent_dim: int = 32, hidden: tuple[int, ...] = (32, 64, 128),
-                 beta: float = 0.5, palette_size: int = 32, max_steps: int = 2000, batch_size: int = 32,
+                 beta: float = 4.0, palette_size: int = 32, max_steps: int = 2000, batch_size: int = 32,
                  lr: float = 1e-3, seed: int = 0, progress: bool = False, device: str = "auto"):
         self.size = size
         self.latent_dim = latent_dim
