@@ -129,15 +129,8 @@ def test_sigterm_stops_the_server(tmp_path):
 def test_home_renders_in_chromium(tmp_path, make_results):
     sync_api = pytest.importorskip("playwright.sync_api")
     make_results(tmp_path / "results")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(  # the real command, which runs `streamlit run <installed app.py>` headless
-        [sys.executable, "-m", "genforge", "dashboard", "--port", str(port),
-         "--results", str(tmp_path / "results")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
+    proc, url = start_dashboard(tmp_path / "results")  # the real command: `streamlit run <installed app.py>`
     try:
-        wait_healthy(url, proc)
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
@@ -152,8 +145,4 @@ def test_home_renders_in_chromium(tmp_path, make_results):
             browser.close()
         assert shot.stat().st_size > 10_000
     finally:  # stop genforge and the streamlit server it started (one process group)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
