@@ -21,8 +21,8 @@ other sections still run):
 - ``ddim``: images/s of 50-step DDIM sampling, ours vs diffusers ``UNet2DModel`` + ``DDIMScheduler``
   with the same weights (``benchmarks/ddim.py``), batch 64.
 - ``ddp``: a one-rank DistributedDataParallel step (NCCL on CUDA, Gloo on CPU) with an all-reduce.
-- ``estimators``: one tiny fit + predict (or sample) of every suite estimator on the device, one row
-  each; a failing estimator is a failed row, not a crash.
+- ``estimators``: every installed suite's estimators, each fitted on its ``example()`` (the suite
+  contract's tiny configuration) on the device and probed once; a failing estimator is a failed row.
 
 Every timing synchronises the device before reading the clock.
 """
@@ -305,63 +305,35 @@ def ddp_section(device: torch.device) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ suite estimators
-# One small function per estimator: a tiny fit and one predict/sample on ``device``; public names only.
+# Every estimator of every installed suite (``genforge.suite``), on its own ``example()``: the tiny
+# configuration on embedded data that the suite contract test also fits, here on ``device``.
 
 
-def _ecg_anomaly_detector(device: str) -> str:
-    from genforge.ecg import ECGAnomalyDetector, beat_table, read_record, simulate_record
+def estimator_examples() -> list[tuple[str, Any]]:
+    """(``suite.Class``, class) for every estimator that the installed suites declare."""
+    from genforge.suite import installed_suites, resolve
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = simulate_record(tmp, minutes=2.0, seed=0)
-        beats = beat_table(read_record(path), peaks="reference")
-    det = ECGAnomalyDetector(max_steps=20, batch_size=64, calibration_folds=2, device=device).fit(beats)
-    scores = det.predict(beats)
-    return f"{len(scores)} beats scored"
+    return [(f"{name}.{path.split(':')[-1]}", resolve(path))
+            for name, suite in installed_suites().items() for path in suite.estimators]
 
 
-def _volatility_forecaster(device: str) -> str:
-    from genforge.finance import VolatilityForecaster, load_sp500
-
-    prices = load_sp500().tail(400)
-    model = VolatilityForecaster(steps=20, warm_steps=10, n_samples=32, device=device).fit(prices)
-    forecast = model.predict(prices)
-    return f"{len(forecast)} forecasts"
-
-
-def _scenario_gan(device: str) -> str:
-    from genforge.finance import ScenarioGAN, load_sp500, log_returns
-
-    returns = log_returns(load_sp500().tail(400)).to_frame()
-    model = ScenarioGAN(window=16, hidden=16, steps=5, batch_size=16, n_critic=1, progress=False,
-                        device=device).fit(returns)
-    paths = model.sample(4)
-    return f"paths {tuple(paths.shape)}"
-
-
-def _loan_book_gan(device: str) -> str:
-    from genforge.finance import LoanBookGAN, load_german_credit
-
-    loans = load_german_credit()
-    model = LoanBookGAN(steps=5, batch_size=100, hidden=(32, 32), latent_dim=16, pac=10, progress=False,
-                        device=device).fit(loans)
-    return f"{len(model.sample(20))} loans"
-
-
-ESTIMATORS: dict[str, Callable[[str], str]] = {
-    "ecg.ECGAnomalyDetector": _ecg_anomaly_detector,
-    "finance.VolatilityForecaster": _volatility_forecaster,
-    "finance.ScenarioGAN": _scenario_gan,
-    "finance.LoanBookGAN": _loan_book_gan,
-}
+def fit_and_probe(cls: Any, device: str) -> str:
+    """Fit ``cls.example()`` on ``device`` and run its probe (a predict, score or sample)."""
+    example = cls.example()
+    est = cls(**{**example.params, "device": device})
+    est.fit(*example.fit_args, **example.fit_kwargs)
+    out = example.probe(est)
+    shape = getattr(out, "shape", None)
+    return f"probe {tuple(shape)}" if shape is not None else f"probe {type(out).__name__}"
 
 
 def estimators_section(device: torch.device) -> dict[str, Any]:
     """One row per estimator: ok, seconds, what it produced, or the error."""
     rows = []
-    for name, run in ESTIMATORS.items():
+    for name, cls in estimator_examples():
         start = time.perf_counter()
         try:
-            detail = run(str(device))
+            detail = fit_and_probe(cls, str(device))
             _sync(device)
             rows.append({"estimator": name, "ok": True, "seconds": time.perf_counter() - start,
                          "result": detail})

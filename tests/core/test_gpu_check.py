@@ -40,7 +40,7 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     assert sections["ddim"]["ours_images_per_s"] > 0
     assert sections["ddp"]["backend"] == "gloo"
     estimators = sections["estimators"]["rows"]
-    assert len(estimators) >= 4 and all(row["ok"] for row in estimators), estimators
+    assert len(estimators) >= 12 and all(row["ok"] for row in estimators), estimators  # every suite's
     env = result["environment"]
     assert env["cpu_count"] >= 1 and env["threads"] == 1
     assert {"transformers", "diffusers"} <= set(env["peers"])
