@@ -71,6 +71,19 @@ def train_settings(family: str) -> dict[str, Any]:
     return base
 
 
+# nanoGPT's character-model recipe (AdamW betas (0.9, 0.99), clipping at 1, warm-up then cosine decay, full
+# fp32, no validation passes inside training): the content suite's GPTs and benchmarks/shakespeare_char.py
+NANOGPT_SETTINGS: dict[str, Any] = {"betas": (0.9, 0.99), "grad_clip": 1.0, "lr_schedule": "cosine",
+                                    "val_every": None, "precision": "fp32"}
+
+
+def nanogpt_train_config(**fields: Any) -> Any:
+    """A ``TrainConfig`` with :data:`NANOGPT_SETTINGS` and ``fields`` (steps, batch, lr, seed, ...) on top."""
+    from genforge.training import TrainConfig
+
+    return TrainConfig(**{**NANOGPT_SETTINGS, **fields})
+
+
 def build_model(family: str, meta: dict[str, Any],
                 overrides: dict[str, Any] | None = None) -> torch.nn.Module:
     """Instantiate the recipe's model through the registry (so checkpoints rebuild the same way)."""

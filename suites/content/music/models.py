@@ -96,10 +96,8 @@ class MusicGenerator(SuiteEstimator):
 
     def fit(self, X: Sequence[Any], y: None = None) -> MusicGenerator:
         """Train on pieces (``music.data.Piece``) or token lists."""
+        from genforge.content.gpt import train_gpt
         from genforge.content.music.data import VOCAB_SIZE
-        from genforge.content.text.data import Windows
-        from genforge.models.transformer import GPT, GPTConfig
-        from genforge.training import TrainConfig, Trainer
 
         seqs = _token_lists(X)
         ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
@@ -107,35 +105,7 @@ class MusicGenerator(SuiteEstimator):
             raise DataError(
                 f"the pieces hold {len(ids)} events; expected more than the context of {self.block_size + 1}"
             )
-        torch.manual_seed(self.seed)
-        model = GPT(
-            GPTConfig(
-                vocab_size=VOCAB_SIZE,
-                block_size=self.block_size,
-                n_layer=self.n_layer,
-                n_head=self.n_head,
-                n_embd=self.n_embd,
-                dropout=self.dropout,
-                bias=False,
-            )
-        )
-        cfg = TrainConfig(
-            max_steps=self.max_steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            betas=(0.9, 0.99),
-            weight_decay=self.weight_decay,
-            grad_clip=1.0,
-            lr_schedule="cosine",
-            warmup_steps=self.warmup_steps,
-            val_every=None,
-            seed=self.seed,
-            progress=self.progress,
-            device=self.device,
-            precision="fp32",
-        )
-        result = Trainer(cfg).fit(model, Windows(ids, self.block_size))
-        self.model_ = model.eval()
+        self.model_, result = train_gpt(self, VOCAB_SIZE, ids)
         self.history_ = result.history[-20:]
         return self
 

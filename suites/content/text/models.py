@@ -126,9 +126,7 @@ class TextGenerator(SuiteEstimator):
         self, X: str | Sequence[str], y: None = None, out_dir: str | os.PathLike[str] | None = None
     ) -> TextGenerator:
         """Train on documents ``X`` (one string or a list); ``out_dir`` makes the run resumable."""
-        from genforge.content.text.data import Windows
-        from genforge.models.transformer import GPT, GPTConfig
-        from genforge.training import TrainConfig, Trainer
+        from genforge.content.gpt import train_gpt
 
         if not 0.0 < self.val_fraction < 0.5:
             raise GenforgeError(
@@ -147,43 +145,18 @@ class TextGenerator(SuiteEstimator):
                 f"the corpus has {len(train_ids)} training tokens; expected more than the context of "
                 f"{self.block_size + 1} (add text or lower block_size)"
             )
-        torch.manual_seed(self.seed)
-        model = GPT(
-            GPTConfig(
-                vocab_size=tok.vocab_size,
-                block_size=self.block_size,
-                n_layer=self.n_layer,
-                n_head=self.n_head,
-                n_embd=self.n_embd,
-                dropout=self.dropout,
-                bias=False,
-            )
-        )
-        val = Windows(val_ids, self.block_size) if len(val_ids) > self.block_size + 1 else None
-        cfg = TrainConfig(
-            max_steps=self.max_steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            betas=(0.9, 0.99),
-            weight_decay=self.weight_decay,
-            grad_clip=1.0,
-            lr_schedule="cosine",
-            warmup_steps=self.warmup_steps,
-            val_every=None,
-            seed=self.seed,
+        self.model_, result = train_gpt(
+            self,
+            tok.vocab_size,
+            train_ids,
             out_dir=ckpt,
             checkpoint_every=200 if ckpt is not None else None,
-            progress=self.progress,
-            device=self.device,
-            precision="fp32",
         )
-        result = Trainer(cfg).fit(model, Windows(train_ids, self.block_size))
-        self.model_ = model.eval()
         self.tokenizer_ = tok
         self.chars_per_token_ = len(DOC_SEPARATOR.join(docs)) / max(1, len(ids))
         self.history_ = result.history
         self.val_ids_ = val_ids
-        self.val_loss_ = self._loss_on(val_ids) if val is not None else None
+        self.val_loss_ = self._loss_on(val_ids) if len(val_ids) > self.block_size + 1 else None
         return self
 
     # ------------------------------------------------------------------ scoring
