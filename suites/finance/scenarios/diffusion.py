@@ -21,7 +21,7 @@ import torch
 
 from genforge.errors import GenforgeError
 from genforge.estimator import Example, to_numpy
-from genforge.finance.scenarios.data import PREPROCESSING, ChannelTransform, prepare_windows, to_data_scale
+from genforge.finance.scenarios.data import ChannelTransform, prepare_windows, to_data_scale
 from genforge.finance.scenarios.models import ScenarioEstimator
 
 
@@ -88,17 +88,8 @@ class ScenarioDiffusion(ScenarioEstimator):
     def fit(self, data: Any) -> ScenarioDiffusion:
         """Fit on a series ``[T, C]`` (DataFrame/Series/array, cut into windows) or windows ``[N, L, C]``."""
         from genforge.models.diffusion import Diffusion, DiffusionConfig
-        from genforge.training import TrainConfig, Trainer
 
-        if self.preprocessing not in PREPROCESSING:
-            raise GenforgeError(
-                f"ScenarioDiffusion preprocessing: expected one of {PREPROCESSING}, "
-                f"got {self.preprocessing!r}"
-            )
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise GenforgeError(
-                f"ScenarioDiffusion ema_decay: expected a number in (0, 1) or None, got {self.ema_decay!r}"
-            )
+        self._check_common()
         if not self.channel_mults or self.sample_steps < 1:
             raise GenforgeError(
                 "ScenarioDiffusion: expected at least one channel_mults level and sample_steps >= 1"
@@ -127,34 +118,15 @@ class ScenarioDiffusion(ScenarioEstimator):
             timesteps=self.timesteps,
             prediction=self.prediction,
         )
-        torch.manual_seed(self.seed)
-        self.model_ = Diffusion(config)
-        train_cfg = TrainConfig(
-            max_steps=self.steps,
-            batch_size=min(self.batch_size, len(z)),
-            lr=self.lr,
-            lr_schedule="cosine",
-            warmup_steps=min(100, self.steps // 10),
-            seed=self.seed,
-            progress=self.progress,
-            device=self.device,
-            val_every=None,
-            ema_decay=self.ema_decay,
+        self._train_network(
+            lambda: Diffusion(config), z, lr_schedule="cosine", warmup_steps=min(100, self.steps // 10)
         )
-        result = Trainer(train_cfg).fit(self.model_, torch.from_numpy(np.ascontiguousarray(z)))
-        self.history_ = result.history
-        self.model_.eval()
         return self
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n_paths: int, length: int | None = None, seed: int | None = None) -> np.ndarray:
         """``[n_paths, length, C]`` synthetic paths in the data's units (length defaults to the window)."""
-        self._check_fitted()
-        length = int(length or self.window_)
-        if n_paths < 1 or length < 1:
-            raise GenforgeError(
-                f"ScenarioDiffusion.sample: expected n_paths >= 1 and length >= 1, got {n_paths} and {length}"
-            )
+        length = self._sample_length(n_paths, length)
         padded = -(-length // self._factor) * self._factor
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         chunks = []

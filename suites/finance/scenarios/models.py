@@ -22,6 +22,7 @@ average over the last ~1 / (1 - decay) steps does not (measured in ``docs/result
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -154,6 +155,51 @@ class ScenarioEstimator(SuiteEstimator):
             return params, state
         return super()._upgrade(version, extra)
 
+    def _check_common(self) -> None:
+        """The parameters both estimators take: ``preprocessing`` and ``ema_decay``."""
+        name = type(self).__name__
+        if self.preprocessing not in PREPROCESSING:
+            raise GenforgeError(
+                f"{name} preprocessing: expected one of {PREPROCESSING}, got {self.preprocessing!r}"
+            )
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise GenforgeError(
+                f"{name} ema_decay: expected a number in (0, 1) or None, got {self.ema_decay!r}"
+            )
+
+    def _train_network(self, build: Callable[[], torch.nn.Module], z: np.ndarray, **fields: Any) -> None:
+        """Seed torch, build the network (``model_``) and train it on the windows ``z`` with the core
+        Trainer at this estimator's budget; ``fields`` adds the family's ``TrainConfig`` fields."""
+        from genforge.training import TrainConfig, Trainer
+
+        torch.manual_seed(self.seed)
+        self.model_ = build()
+        train_cfg = TrainConfig(
+            max_steps=self.steps,
+            batch_size=min(self.batch_size, len(z)),
+            lr=self.lr,
+            seed=self.seed,
+            progress=self.progress,
+            device=self.device,
+            val_every=None,
+            ema_decay=self.ema_decay,
+            **fields,
+        )
+        result = Trainer(train_cfg).fit(self.model_, torch.from_numpy(np.ascontiguousarray(z)))
+        self.history_ = result.history
+        self.model_.eval()
+
+    def _sample_length(self, n_paths: int, length: int | None) -> int:
+        """The length of the paths to sample (the window by default), after checking both counts."""
+        self._check_fitted()
+        length = int(length or self.window_)
+        if n_paths < 1 or length < 1:
+            raise GenforgeError(
+                f"{type(self).__name__}.sample: expected n_paths >= 1 and length >= 1, "
+                f"got {n_paths} and {length}"
+            )
+        return length
+
     @staticmethod
     def _example_returns() -> np.ndarray:
         """The last 600 daily returns of the bundled S&P 500 (percent), as a column."""
@@ -224,16 +270,7 @@ class ScenarioGAN(ScenarioEstimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Any) -> ScenarioGAN:
         """Fit on a series ``[T, C]`` (DataFrame/Series/array, cut into windows) or windows ``[N, L, C]``."""
-        from genforge.training import TrainConfig, Trainer
-
-        if self.preprocessing not in PREPROCESSING:
-            raise GenforgeError(
-                f"ScenarioGAN preprocessing: expected one of {PREPROCESSING}, got {self.preprocessing!r}"
-            )
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise GenforgeError(
-                f"ScenarioGAN ema_decay: expected a number in (0, 1) or None, got {self.ema_decay!r}"
-            )
+        self._check_common()
         values, windows, columns = prepare_windows(data, self.window, self.stride)
         self.transform_ = ChannelTransform.fit(values, self.preprocessing)
         self.window_ = windows.shape[1]
@@ -252,34 +289,13 @@ class ScenarioGAN(ScenarioEstimator):
             length=self.window_,
             seq_arch="tcn",
         )
-        torch.manual_seed(self.seed)
-        self.model_ = ScenarioNet(config)
-        train_cfg = TrainConfig(
-            max_steps=self.steps,
-            batch_size=min(self.batch_size, len(z)),
-            lr=self.lr,
-            betas=(0.5, 0.9),
-            seed=self.seed,
-            progress=self.progress,
-            device=self.device,
-            val_every=None,
-            grad_clip=None,
-            ema_decay=self.ema_decay,
-        )
-        result = Trainer(train_cfg).fit(self.model_, torch.from_numpy(z))
-        self.history_ = result.history
-        self.model_.eval()
+        self._train_network(lambda: ScenarioNet(config), z, betas=(0.5, 0.9), grad_clip=None)
         return self
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n_paths: int, length: int | None = None, seed: int | None = None) -> np.ndarray:
         """``[n_paths, length, C]`` synthetic paths in the data's units (length defaults to the window)."""
-        self._check_fitted()
-        length = int(length or self.window_)
-        if n_paths < 1 or length < 1:
-            raise GenforgeError(
-                f"ScenarioGAN.sample: expected n_paths >= 1 and length >= 1, got {n_paths} and {length}"
-            )
+        length = self._sample_length(n_paths, length)
         if seed is not None:
             torch.manual_seed(seed)
         chunks = []
