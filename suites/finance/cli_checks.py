@@ -68,6 +68,20 @@ StrictGapsOpt = typer.Option(
     False, "--strict-gaps", help="Refuse a price file with a gap beyond --max-gap-days instead of warning."
 )
 
+# the --overwrite option of the commands that train a model into an --out folder
+OverwriteOpt = typer.Option(
+    False, "--overwrite", help="Replace whatever --out holds (another model, other settings)."
+)
+
+
+def save_model(model: Any, out: Path, command: str, job: dict[str, Any], overwrite: bool) -> None:
+    """Save a trained ``model`` into the folder ``out`` as the job ``command`` with settings ``job``
+    (:func:`genforge.outputs.output_job`; the command has run ``check_claim`` before training)."""
+    from genforge.outputs import output_job
+
+    with output_job(out, command, job, overwrite=overwrite, resume=False):
+        model.save(out)
+
 
 def read_prices(prices: str | None, **kwargs: Any) -> Any:
     """``load_prices_or_default`` with its :class:`DataWarning` s printed as ``warning: ...`` lines."""

@@ -18,6 +18,7 @@ from genforge.errors import GenforgeError
 from genforge.finance.cli_checks import (
     DayFirstOpt,
     MaxGapOpt,
+    OverwriteOpt,
     StrictGapsOpt,
     dir_out,
     json_out,
@@ -25,6 +26,7 @@ from genforge.finance.cli_checks import (
     positive,
     prices_source,
     read_prices,
+    save_model,
     table_out,
 )
 
@@ -46,9 +48,7 @@ def train(
     dayfirst: bool | None = DayFirstOpt,
     max_gap_days: int = MaxGapOpt,
     strict_gaps: bool = StrictGapsOpt,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace whatever --out holds (another model, other settings)."
-    ),
+    overwrite: bool = OverwriteOpt,
 ) -> None:
     """Train a ScenarioGAN on the daily log returns (percent) of PRICES' Close and save it to --out.
 
@@ -56,7 +56,7 @@ def train(
     --overwrite is given; nothing is written before the model is trained."""
     from genforge.finance.data import log_returns
     from genforge.finance.scenarios.models import ScenarioGAN
-    from genforge.outputs import check_claim, output_job
+    from genforge.outputs import check_claim
 
     dir_out(out)
     positive("--steps", steps)
@@ -76,8 +76,7 @@ def train(
         window=window, steps=steps, hidden=hidden, preprocessing="lambertw", global_noise=False, seed=seed
     )
     model.fit(returns.to_frame("return"))
-    with output_job(out, "genforge finance scenarios train", job, overwrite=overwrite, resume=False):
-        model.save(out)
+    save_model(model, out, "genforge finance scenarios train", job, overwrite)
     typer.echo(f"trained on {len(returns)} returns in {time.perf_counter() - start:.1f} s; saved to {out}")
 
 

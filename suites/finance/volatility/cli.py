@@ -18,12 +18,14 @@ from genforge.errors import GenforgeError
 from genforge.finance.cli_checks import (
     DayFirstOpt,
     MaxGapOpt,
+    OverwriteOpt,
     StrictGapsOpt,
     dir_out,
     json_out,
     one_thread,
     prices_source,
     read_prices,
+    save_model,
     table_out,
 )
 from genforge.io import write_json_atomic, write_table_atomic
@@ -69,16 +71,14 @@ def train(
     dayfirst: bool | None = DayFirstOpt,
     max_gap_days: int = MaxGapOpt,
     strict_gaps: bool = StrictGapsOpt,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace whatever --out holds (another model, other settings)."
-    ),
+    overwrite: bool = OverwriteOpt,
 ) -> None:
     """Fit the VAE volatility forecaster on all of PRICES and save it to --out.
 
     A folder holding anything else (another model, a model trained with other settings) is refused unless
     --overwrite is given; nothing is written before the model is trained."""
     from genforge.finance.volatility.models import VolatilityForecaster
-    from genforge.outputs import check_claim, output_job
+    from genforge.outputs import check_claim
 
     dir_out(out)
     if steps < 1:
@@ -94,8 +94,7 @@ def train(
     one_thread()
     start = time.perf_counter()
     model = VolatilityForecaster(steps=steps, base=base, seed=seed, var_feedback=var_feedback).fit(data)
-    with output_job(out, "genforge finance vol train", job, overwrite=overwrite, resume=False):
-        model.save(out)
+    save_model(model, out, "genforge finance vol train", job, overwrite)
     typer.echo(
         f"trained on {len(data)} prices ({data.index[0].date()} .. {data.index[-1].date()}) in "
         f"{time.perf_counter() - start:.1f} s; calibration {model.calibration_:.3f}; saved to {out}"
