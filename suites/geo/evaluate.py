@@ -213,38 +213,34 @@ def run_seed(data: SpatialData, p: Protocol, seed: int, progress: bool = True) -
     return out
 
 
+def _prepare_like(data: SpatialData, frame: Any, k: int) -> SpatialData:
+    """``frame`` prepared with ``data``'s columns, CRS and source, rows all kept."""
+    from genforge.geo.data import prepare
+
+    return prepare(
+        frame,
+        data.target,
+        data.coords,
+        data.covariates,
+        crs=data.crs,
+        k=k,
+        source=data.source,
+        duplicates="keep",
+    )
+
+
 def _holdout(
     data: SpatialData, p: Protocol, seed: int, progress: bool
 ) -> tuple[dict[str, float], dict[str, float], int]:
     """90% interval coverage at the held-out blocks for ours (raw, and with its spread calibrated on inner
     blocks of the training region only), linear and kriging."""
-    from genforge.geo.data import prepare
-
     held = block_holdout(data.xy, p.blocks, seed)
-    train = prepare(
-        data.frame[~held],
-        data.target,
-        data.coords,
-        data.covariates,
-        crs=data.crs,
-        k=p.k,
-        source=data.source,
-        duplicates="keep",
-    )
+    train = _prepare_like(data, data.frame[~held], p.k)
     test = data.frame[held].reset_index(drop=True)
     y_test = data.y[held]
     # calibration: an inner block hold-out inside the training region (the outer blocks are never seen)
     inner = block_holdout(train.xy, p.blocks, seed + 1)
-    inner_train = prepare(
-        train.frame[~inner],
-        data.target,
-        data.coords,
-        data.covariates,
-        crs=data.crs,
-        k=p.k,
-        source=data.source,
-        duplicates="keep",
-    )
+    inner_train = _prepare_like(data, train.frame[~inner], p.k)
     scale = (
         _gan("ours", p, seed, progress)
         .fit(inner_train)
