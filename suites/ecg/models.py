@@ -37,15 +37,7 @@ How a beat is scored (higher anomaly score = more abnormal):
   held-out patients' normal beats is flagged; ``new_patient_far_`` keeps how that rate spreads across the
   held-out patients. Both are on the same standardised scale (median 0, IQR 1 on held-out normal beats).
 
-The defaults were chosen by patient-wise cross-validation inside MIT-BIH DS1 (``genforge ecg evaluate
---protocol ds1-cv``), never on DS2; the measurements behind each choice are in ``docs/results/ecg.md``.
-
-The scikit-learn outlier-detector conventions are kept (as IsolationForest): ``score_samples`` is
-*higher for normal* beats (minus the anomaly score), ``decision_function = score_samples - offset``
-(``offset_`` or ``offset_new_`` per beat, see :meth:`thresholds`) is
-negative for outliers, ``predict`` gives +1 (normal) / -1 (abnormal). ``anomaly_score`` gives the plain
-higher-is-worse score that the CLI writes. Persistence, ``clone``, ``NotFittedError`` and the device
-policy come from :class:`genforge.estimator.SuiteEstimator`; checkpoints of state versions 1-5 load.
+Defaults were chosen by patient-wise cross-validation inside DS1, never on DS2 (``docs/results/ecg.md``).
 """
 
 from __future__ import annotations
@@ -86,6 +78,13 @@ class ECGAnomalyDetector(SuiteEstimator):
 
     ``beats`` everywhere is a beat table from :func:`genforge.ecg.beat_table` or ``load_beats``
     (columns ``rr_*``, ``w_*``, ``t_*``).
+
+    scikit-learn's outlier-detector conventions (as IsolationForest): ``score_samples`` is *higher for
+    normal* beats (minus the anomaly score), ``decision_function = score_samples - offset`` (``offset_`` or
+    ``offset_new_`` per beat, see :meth:`thresholds`) is negative for outliers, ``predict`` gives +1
+    (normal) / -1 (abnormal); ``anomaly_score`` is the plain higher-is-worse score the CLI writes.
+    Persistence, ``clone``, ``NotFittedError`` and the device policy come from
+    :class:`genforge.estimator.SuiteEstimator`; checkpoints of state versions 1-5 load.
     """
 
     state_version: ClassVar[int] = STATE_VERSION

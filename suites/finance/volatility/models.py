@@ -33,13 +33,6 @@ Design (a hybrid, stated openly):
    inference, :mod:`genforge.finance.volatility.var_feedback`), and ``predict`` then adds
    ``var_level_1`` / ``var_level_5``, the levels used. How these defaults were chosen, and the
    backtests they reach, are in ``docs/results/finance.md``.
-
-Everything fitted (GARCH parameters, scalers, ``k``, the ``eta`` quantiles, VAE weights) comes from
-the rows passed to ``fit``; ``predict`` only filters. Defaults (latent 2, widths 32-32, 300 AdamW
-steps at lr 1e-3 with a cosine schedule, batch 256) keep the network close to a smooth correction of
-the GARCH forecast: longer training overfits the noisy log squared returns. With ``warm_start=True``
-a later ``fit`` continues from the previous weights for ``warm_steps`` steps instead of starting
-afresh (``vol evaluate`` refits from scratch by default, which also lets the refits run in parallel).
 """
 
 from __future__ import annotations
@@ -81,6 +74,13 @@ class VolatilityForecaster(SuiteEstimator):
     :func:`genforge.finance.data.validate_prices`); ``predict`` returns one row per close from which a
     forecast can be made, for the *next* trading day. ``fit_forecast(frame, t0)`` is the rolling
     evaluation interface (:class:`genforge.finance.evaluate.RollingModel`).
+
+    Everything fitted (GARCH parameters, scalers, ``k``, the ``eta`` quantiles, VAE weights) comes from
+    the rows passed to ``fit``; ``predict`` only filters. Defaults (latent 2, widths 32-32, 300 AdamW
+    steps at lr 1e-3 with a cosine schedule, batch 256) keep the network close to a smooth correction of
+    the GARCH forecast: longer training overfits the noisy log squared returns. With ``warm_start=True``
+    a later ``fit`` continues from the previous weights for ``warm_steps`` steps instead of starting
+    afresh (``vol evaluate`` refits from scratch by default, which also lets the refits run in parallel).
     """
 
     name = "vae"
