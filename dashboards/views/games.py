@@ -37,9 +37,9 @@ def _demo_model():
 
 @st.cache_resource(show_spinner="loading the sprite model ...")
 def _sprite_model(model_dir: str, stamp: float):
-    from genforge.games import SpriteVAE
+    from genforge.games.sprites import load_sprite_model
 
-    return SpriteVAE.load(model_dir)
+    return load_sprite_model(model_dir)
 
 
 @st.cache_data(show_spinner="reading Kenney's sprites ...")

@@ -12,7 +12,8 @@ Public API (imported lazily, so ``import genforge.games`` and the ``genforge`` C
 Layout: ``data`` (formats), ``render`` (PNG), ``playability`` (A* agent, ballistic checker), ``rules``
 (rule-based levels for the demo), ``metrics`` (counts, TPKL, novelty), ``models`` (LevelVAE),
 ``baselines`` (column Markov chain, level GAN), ``evaluate`` (protocol), ``sprites`` (class-conditional
-sprite VAE on Kenney's sprites), ``sprite_eval`` (FD in a trained feature space, class accuracy, copies),
+sprite diffusion with classifier-free guidance, and a sprite VAE, on Kenney's sprites), ``sprite_eval``
+(FD in a trained feature space, class accuracy, copies),
 ``cli`` (``genforge games``).
 """
 
@@ -27,7 +28,8 @@ SUITE = Suite(
     summary="playable game levels from a level VAE: generate, blend two games, constrain, export to Tiled",
     cli="genforge.games.cli:app",
     demo="genforge.games.cli:run_demo",
-    estimators=("genforge.games.models:LevelVAE", "genforge.games.sprites:SpriteVAE"),
+    estimators=("genforge.games.models:LevelVAE", "genforge.games.sprites:SpriteVAE",
+                "genforge.games.sprites:SpriteDiffusion"),
     page="genforge.dashboards.views.games",
     icon=":material/sports_esports:",
 )
@@ -58,6 +60,7 @@ _LAZY = {
     "LevelGAN": "genforge.games.baselines",
     "run_evaluation": "genforge.games.evaluate:evaluate",
     "SpriteVAE": "genforge.games.sprites",
+    "SpriteDiffusion": "genforge.games.sprites",
     "kenney_sprites": "genforge.games.sprites",
     "read_sprite_folder": "genforge.games.sprites",
     "sprite_sheet": "genforge.games.sprites",

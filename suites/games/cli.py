@@ -187,21 +187,30 @@ def train_sprites(
     data: Path = typer.Option(None, "--data", help="Folder with one sub-folder of PNG sprites (with alpha) "
                               "per class (default: the Kenney sprites bundled in arcade)"),
     size: int = typer.Option(32, "--size", help="Sprite side in pixels"),
-    max_steps: int = typer.Option(2000, "--max-steps"),
+    kind: str = typer.Option("diffusion", "--kind", help="diffusion (classifier-free guidance) or vae"),
+    max_steps: int = typer.Option(1500, "--max-steps"),
+    guidance: float = typer.Option(3.0, "--guidance", help="Guidance scale of the diffusion model "
+                                   "(chosen on validation samples in docs/results/games.md)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Train the class-conditional sprite VAE.
+    """Train a class-conditional sprite model (diffusion by default, or the sprite VAE).
 
     Examples:
       genforge games train-sprites --out models/sprites
-      genforge games train-sprites --data my_sprites/ --size 16 --out models/my-sprites
+      genforge games train-sprites --data my_sprites/ --size 16 --kind vae --out models/my-sprites
     """
-    from genforge.games.sprites import SpriteVAE, kenney_sprites, read_sprite_folder
+    from genforge.games.sprites import SpriteDiffusion, SpriteVAE, kenney_sprites, read_sprite_folder
 
+    if kind not in ("diffusion", "vae"):
+        raise GenforgeError(f"--kind {kind}: expected diffusion or vae")
     images, labels, names = read_sprite_folder(data, size) if data else kenney_sprites(size)
     _threads()
-    vae = SpriteVAE(size=size, hidden=(16, 32, 64), max_steps=max_steps, seed=seed, progress=True)
-    vae.fit(images, labels, names).save(out)
+    if kind == "vae":
+        model = SpriteVAE(size=size, hidden=(16, 32, 64), max_steps=max_steps, seed=seed, progress=True)
+    else:
+        model = SpriteDiffusion(size=size, base_channels=16, channel_mults=(1, 2, 4), max_steps=max_steps,
+                                batch_size=16, guidance_scale=guidance, seed=seed, progress=True)
+    model.fit(images, labels, names).save(out)
     typer.echo(f"trained on {len(images)} sprites of classes {', '.join(names)}; model in {out}")
 
 
@@ -218,7 +227,7 @@ def sprites(
     Examples:
       genforge games sprites --model models/sprites --class enemies --n 16 --out enemies.png
     """
-    from genforge.games.sprites import SpriteVAE, sprite_sheet
+    from genforge.games.sprites import load_sprite_model, sprite_sheet
     from genforge.io import atomic_path
 
     if n < 1:
@@ -228,8 +237,7 @@ def sprites(
     if not (model / "config.json").is_file():
         raise GenforgeError(f"--model {model}: no config.json; expected a folder from `genforge games "
                             "train-sprites`")
-    vae = SpriteVAE.load(model)
-    images = vae.sample(n, class_name, seed=seed)
+    images = load_sprite_model(model).sample(n, class_name, seed=seed)
     with atomic_path(out) as tmp:
         sprite_sheet(images).save(tmp, format="PNG")
     typer.echo(f"wrote {n} {class_name} sprites to {out}")
@@ -238,12 +246,14 @@ def sprites(
 @app.command("evaluate-sprites")
 def evaluate_sprites(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON"),
-    steps: int = typer.Option(1500, "--steps", help="Training steps of the VAE and of the GAN baseline"),
+    steps: int = typer.Option(1000, "--steps", help="Training steps of the VAE and of the GAN baseline"),
+    diffusion_steps: int = typer.Option(1500, "--diffusion-steps", help="Training steps (batch 16) of the "
+                                        "sprite diffusion model"),
     beta: float = typer.Option(4.0, "--beta", help="KL weight of the sprite VAE"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Sprite VAE vs a same-size conditional GAN on Kenney's sprites: FD (own features), class accuracy,
-    nearest-neighbour copies.
+    """Sprite diffusion (guidance chosen on validation samples) vs the sprite VAE and a same-width
+    conditional GAN on Kenney's sprites: FD (own features), class accuracy, nearest-neighbour copies.
 
     Examples:
       genforge games evaluate-sprites --json sprites.json
@@ -254,7 +264,7 @@ def evaluate_sprites(
     from genforge.io import write_json_atomic
 
     _threads()
-    result = run(steps=steps, seed=seed, beta=beta, echo=_echo)
+    result = run(steps=steps, diffusion_steps=diffusion_steps, seed=seed, beta=beta, echo=_echo)
     typer.echo(json.dumps(result, indent=2))
     if json_path is not None:
         write_json_atomic(json_path, result)

@@ -15,11 +15,36 @@ def fitted(rule_train):
 
 
 def test_learning_lowers_tile_pattern_kl(rule_train, fitted):
-    untrained = LevelVAE(max_steps=1, hidden=(16, 32), latent_dim=8, batch_size=32).fit(rule_train)
+    # the network itself learns: decode tile by tile (column decoding would hide an untrained decoder
+    # behind the training columns and their bigrams)
+    untrained = LevelVAE(max_steps=1, hidden=(16, 32), latent_dim=8, batch_size=32,
+                         decoding="tiles").fit(rule_train)
     real = [fitted.vocab_.encode(lv.grid) for lv in rule_train]
     before = tpkl(real, list(untrained.sample_windows(64, seed=1)), 2)
-    after = tpkl(real, list(fitted.sample_windows(64, seed=1)), 2)
+    fitted.decoding = "tiles"
+    try:
+        after = tpkl(real, list(fitted.sample_windows(64, seed=1)), 2)
+    finally:
+        fitted.decoding = "columns"
     assert after < 0.5 * before, (before, after)
+
+
+def test_column_decoding_uses_training_columns_and_continues_a_column(rule_train, fitted):
+    train_cols = {tuple(c) for c in fitted.columns_}
+    windows = fitted.sample_windows(16, seed=4)
+    assert all(tuple(col) in train_cols for w in windows for col in w.T)
+    # Viterbi (temperature 0) is deterministic; the chain starts from the given left column
+    z = np.random.default_rng(1).standard_normal((4, fitted.latent_dim)).astype(np.float32)
+    logits = fitted._logits(z, fitted.train_counts_[:4])
+    fitted.temperature = 0.0
+    try:
+        a = fitted._tiles(logits, z, prev=fitted.columns_[0], start=2)
+        b = fitted._tiles(logits, z, prev=fitted.columns_[0], start=2)
+    finally:
+        fitted.temperature = 1.0
+    assert np.array_equal(a, b) and all(tuple(col) in train_cols for w in a for col in w[:, 2:].T)
+    with pytest.raises(DataError, match="decoding='pixels': expected one of columns, tiles"):
+        LevelVAE(decoding="pixels", max_steps=1).fit(rule_train)
 
 
 def test_generated_levels_are_stitched_and_playable(fitted):
@@ -59,7 +84,7 @@ def test_blending_moves_tile_statistics_monotonically(rule_train):
     other = [parse_level("\n".join("".join(r) for r in np.where(lv.grid == "X", "?", lv.grid)),
                          legend=SMB_LEGEND, game="other") for lv in rule_train]
     vae = LevelVAE(max_steps=200, hidden=(16, 32), latent_dim=8, batch_size=32,
-                   condition_counts=False).fit(rule_train + other)
+                   condition_counts=False, decoding="tiles").fit(rule_train + other)
     score = blend_score(vae, "other", n=64)
     assert score["blend_score"] > 0.8, score
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genforge.errors import DataError
-from genforge.games import SpriteVAE, kenney_sprites, read_sprite_folder, sprite_sheet
+from genforge.games import SpriteDiffusion, SpriteVAE, kenney_sprites, read_sprite_folder, sprite_sheet
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +63,44 @@ def test_sprite_metrics_see_copies_and_classes(small):
     noise = np.random.default_rng(0).random(images.shape, dtype=np.float32)
     scored = sprite_metrics(clf, images, noise, labels)
     assert scored["copies"] == 0 and scored["fd"] > 1.0
+
+
+def test_balanced_indices_repeat_rare_classes():
+    from genforge.games.sprites import balanced_indices
+
+    labels = np.array([0] * 3 + [1] * 10 + [2] * 1)
+    idx = balanced_indices(labels, seed=0)
+    assert np.bincount(labels[idx]).tolist() == [10, 10, 10]
+    assert set(idx[labels[idx] == 0]) == {0, 1, 2}
+
+
+def test_sprite_diffusion_learns_and_outputs_pixel_art(small):
+    images, labels, names = small
+    model = SpriteDiffusion(size=16, base_channels=8, channel_mults=(1, 2), max_steps=60, batch_size=16,
+                            sample_steps=4, palette_size=8, ema_decay=None, lr=2e-3)
+    model.fit(images, labels, names)
+    hist = model.train_result_.history
+    assert hist[-1]["loss"] < 0.8 * hist[0]["loss"], (hist[0], hist[-1])
+    out = model.sample(3, "enemies", seed=2, guidance_scale=2.0)
+    assert out.shape == (3, 4, 16, 16) and set(np.unique(out[:, 3])) <= {0.0, 1.0}
+    rgb = out[:, :3].transpose(0, 2, 3, 1)[out[:, 3] > 0]
+    assert all(np.isclose(np.abs(model.palette_ - px).sum(1), 0, atol=1e-5).any() for px in rgb[:50])
+    assert np.array_equal(out, model.sample(3, "enemies", seed=2, guidance_scale=2.0))
+    with pytest.raises(DataError, match="expected one of enemies, items"):
+        model.sample(1, "bosses")
+
+
+def test_guidance_is_the_smallest_scale_near_the_best_validation_accuracy(small):
+    from genforge.games.sprite_eval import choose_guidance, train_classifier
+
+    images, labels, _ = small
+    clf = train_classifier(images, labels, steps=150)
+
+    class Stub:  # right class from w = 2 on, the other class below
+        def sample(self, n, c, seed=0, guidance_scale=1.0):
+            want = c if guidance_scale >= 2 else 1 - c
+            pool = images[labels == want]
+            return pool[np.random.default_rng(seed).integers(0, len(pool), n)]
+
+    w, acc = choose_guidance(Stub(), clf, 2, (1.0, 2.0, 4.0), n_per_class=8)
+    assert w == 2.0 and acc["1.0"] < 0.5 < acc["2.0"]

@@ -105,3 +105,10 @@ def test_train_sprites_without_alpha(cli, tmp_path):
     refused(cli("games", "train-sprites", "--data", tmp_path / "data", "--out", tmp_path / "model"),
             "hero.png", "no alpha channel")
     assert not (tmp_path / "model").exists()
+
+
+def test_train_sprites_unknown_kind(cli, tmp_path):
+    before = snapshot(tmp_path)
+    refused(cli("games", "train-sprites", "--kind", "pixels", "--out", tmp_path / "model"),
+            "--kind pixels", "expected diffusion or vae")
+    assert snapshot(tmp_path) == before and not (tmp_path / "model").exists()
