@@ -221,7 +221,10 @@ def evaluate(
     n_draws: int = typer.Option(20, "--draws", help="Draws averaged at each check"),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds"),
     baselines: str = typer.Option(
-        "original,nonspatial,linear,kriging", "--baselines", help="Which baselines"
+        "original,nonspatial,linear,kriging",
+        "--baselines",
+        help="Which baselines (original: the paper's code, SGD; original_adam: its configuration on the core "
+        "engine, Adam)",
     ),
     json_out: Path = typer.Option(None, "--json", help="Write the result as JSON (resumes a matching run)"),
 ) -> None:
@@ -241,10 +244,11 @@ def evaluate(
             "evaluate: give exactly one of --data FILE (with --target) or --dataset toy1|toy2|california"
         )
     names = [b.strip() for b in baselines.split(",") if b.strip()]
-    unknown = sorted(set(names) - {"original", "nonspatial", "linear", "kriging"})
+    unknown = sorted(set(names) - {"original", "original_adam", "nonspatial", "linear", "kriging"})
     if unknown:
         raise DataError(
-            f"--baselines: unknown {', '.join(unknown)}; expected original, nonspatial, linear, kriging"
+            f"--baselines: unknown {', '.join(unknown)}; expected original, original_adam, nonspatial, "
+            "linear, kriging"
         )
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

@@ -45,6 +45,7 @@ from genforge.models.gan import GAN, GANConfig
 from genforge.registry import register_model
 
 SELECT = ("mie", "rmse")
+INTERVAL_SCORES = ("abs", "local")
 
 
 @dataclass
@@ -272,7 +273,7 @@ class SpaceGAN(SuiteEstimator):
         torch.manual_seed(self.seed)
         self.model_ = net = SpaceGANNet(config)
         self.W_ = sparse_weights(weights(data.xy, f"knn:{self.k}"))
-        self.spread_ = 1.0
+        self.spread_, self.interval_ = 1.0, None
         batch = int(min(self.batch_size, len(data)))
         history: list[dict[str, float]] = []
         best: dict[str, tuple[float, int, dict[str, torch.Tensor]]] = {}
@@ -327,12 +328,12 @@ class SpaceGAN(SuiteEstimator):
             draws = self._draws(net, self.hood_.condition(), self.n_draws)  # [S, N, T]
         return score_mean(self.hood_.y, draws.mean(0), self.W_)
 
-    def _draws(self, net: SpaceGANNet, cond: np.ndarray, n: int) -> np.ndarray:
+    def _draws(self, net: SpaceGANNet, cond: np.ndarray, n: int, spread: float | None = None) -> np.ndarray:
         """[n, Q, T] draws in original units (noise about the draws' mean scaled by ``spread_``)."""
         c = torch.as_tensor(cond, dtype=torch.float32, device=next(net.parameters()).device)
         q = len(cond)
         raw = to_numpy(net.sample(n * q, c.repeat(n, 1))).astype(np.float64).reshape(n, q, -1)
-        spread = getattr(self, "spread_", 1.0)
+        spread = getattr(self, "spread_", 1.0) if spread is None else spread
         if spread != 1.0 and n > 1:
             centre = raw.mean(0, keepdims=True)
             raw = centre + spread * (raw - centre)
@@ -346,39 +347,59 @@ class SpaceGAN(SuiteEstimator):
         self.spread_ = float(spread)
         return self
 
-    def calibrate_spread(self, frame: pd.DataFrame, level: float = 0.9, n: int = 100, seed: int = 0) -> float:
-        """Set ``spread_`` so that the central ``level`` interval of the draws covers ``level`` of the real
-        targets of ``frame`` — points the model was not fitted on (e.g. held-out blocks) — and return it.
-
-        Draws for those points are conditioned on the training points, as at sample time; the scale is
-        found by bisection (coverage grows with the scale) between 0.05 and 100."""
+    def local_scale(self, xy: np.ndarray) -> np.ndarray:
+        """[Q, T] difficulty of predicting at new points ``xy``: the standard deviation of the targets of
+        their k nearest training points, plus a floor (a tenth of the median of the same at the training
+        points)."""
         self._check_fitted()
-        data = prepare(
-            frame,
-            self.target_,
-            tuple(self.coords_),
-            self.covariates_,
-            crs=self.crs_,
-            k=0,
-            source="<calibration frame>",
-            duplicates="keep",
-        )
-        self.spread_ = 1.0
-        draws = self.sample_array(n, frame=data.frame, seed=seed)
-        centre = draws.mean(0, keepdims=True)
-        lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+        hood = self.hood_
+        sd = hood.y[hood._neighbours_of(np.asarray(xy, float))].std(1)
+        floor = 0.1 * np.median(hood.y[knn_indices(hood.xy, hood.k)].std(1), axis=0)
+        return sd + np.maximum(floor, 1e-12)
 
-        def cover(scale: float) -> float:
-            scaled = centre + scale * (draws - centre)
-            lo, hi = np.quantile(scaled, [lo_q, hi_q], axis=0)
-            return float(((data.y >= lo) & (data.y <= hi)).mean())
+    def interval_scores(
+        self, frame: pd.DataFrame, n: int = 100, seed: int = 0, score: str = "abs"
+    ) -> np.ndarray:
+        """[N, T] conformity scores of the real targets of ``frame`` (points this model was *not* fitted on,
+        e.g. held-out blocks): ``|y - mean of n draws|``, divided by :meth:`local_scale` when ``score`` is
+        "local". Their ``level`` quantile over many such points is the half-width :meth:`set_interval` takes
+        (split conformal: :func:`conformal_half_width`)."""
+        self._check_fitted()
+        if score not in INTERVAL_SCORES:
+            raise DataError(f"interval score {score!r}: expected one of {', '.join(INTERVAL_SCORES)}")
+        data = self._points(frame, require_target=True)
+        cond = self.hood_.condition(data.xy, data.x)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            centre = self._draws(self.model_, cond, n, spread=1.0).mean(0)
+        err = np.abs(data.y - centre)
+        return err / self.local_scale(data.xy) if score == "local" else err
 
-        low, high = 0.05, 100.0
-        for _ in range(40):
-            mid = float(np.sqrt(low * high))
-            low, high = (mid, high) if cover(mid) < level else (low, mid)
-        self.spread_ = high
-        return high
+    def set_interval(self, half_width: Any, level: float = 0.9, score: str = "abs") -> SpaceGAN:
+        """From now on draws at *new* points (``sample(frame=...)``) are stretched about their mean so that
+        their central ``level`` interval is mean +- ``half_width`` (x :meth:`local_scale` for "local"); one
+        half-width per target, or one for all. ``None`` switches it off. Draws at the training points keep
+        the fitted model's spread (x ``spread_``). Saved with the model."""
+        self._check_fitted()
+        if half_width is None:
+            self.interval_ = None
+            return self
+        if score not in INTERVAL_SCORES or not 0 < level < 1:
+            raise DataError(f"set_interval: score in {INTERVAL_SCORES} and 0 < level < 1 expected")
+        half = np.broadcast_to(np.asarray(half_width, float), (len(self.target_),))
+        if not np.all(half > 0):
+            raise DataError(f"set_interval({half_width!r}): expected positive half-widths")
+        self.interval_ = {"half": [float(h) for h in half], "level": float(level), "score": score}
+        return self
+
+    def calibrate_interval(
+        self, frame: pd.DataFrame, level: float = 0.9, n: int = 100, seed: int = 0, score: str = "abs"
+    ) -> np.ndarray:
+        """Split-conformal calibration on ``frame`` (points the model was not fitted on): sets and returns
+        the half-width per target that makes ``level`` of such points fall inside the draws' interval."""
+        half = conformal_half_width(self.interval_scores(frame, n=n, seed=seed, score=score), level)
+        self.set_interval(half, level, score)
+        return half
 
     def use_checkpoint(self, criterion: str) -> SpaceGAN:
         """Switch to the best-``criterion`` weights of the last fit ("mie" or "rmse"; in memory only)."""
@@ -400,25 +421,41 @@ class SpaceGAN(SuiteEstimator):
         self._check_fitted()
         if n_per_point < 1:
             raise DataError(f"sample: n_per_point={n_per_point}; expected >= 1")
-        if frame is None:
-            cond = self.hood_.condition()
-        else:
-            data = prepare(
-                frame,
-                None,
-                tuple(self.coords_),
-                self.covariates_,
-                crs=self.crs_,
-                k=0,
-                source="<frame>",
-                require_target=False,
-                duplicates="keep",
-            )
-            cond = self.hood_.condition(data.xy, data.x)
         self.model_.eval()
+        interval = getattr(self, "interval_", None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed if seed is None else seed)
-            return self._draws(self.model_, cond, n_per_point)
+            if frame is None:
+                return self._draws(self.model_, self.hood_.condition(), n_per_point)
+            data = self._points(frame, require_target=False)
+            cond = self.hood_.condition(data.xy, data.x)
+            if interval is None:
+                return self._draws(self.model_, cond, n_per_point)
+            # stretch each point's draws about their mean to the calibrated interval (mean and width taken
+            # from at least 100 draws, so that a single draw is stretched too)
+            raw = self._draws(self.model_, cond, max(n_per_point, 100), spread=1.0)
+        centre = raw.mean(0)
+        tail = (1 - interval["level"]) / 2
+        lo, hi = np.quantile(raw, [tail, 1 - tail], axis=0)
+        width = np.asarray(interval["half"])[None] * (
+            self.local_scale(data.xy) if interval["score"] == "local" else 1.0
+        )
+        stretch = width / np.maximum((hi - lo) / 2, 1e-12 * self.hood_.y_std)
+        return (centre + stretch * (raw - centre))[:n_per_point]
+
+    def _points(self, frame: pd.DataFrame, require_target: bool) -> SpatialData:
+        """New points in the fitted model's columns and CRS (all rows kept)."""
+        return prepare(
+            frame,
+            self.target_ if require_target else None,
+            tuple(self.coords_),
+            self.covariates_,
+            crs=self.crs_,
+            k=0,
+            source="<frame>",
+            require_target=require_target,
+            duplicates="keep",
+        )
 
     def sample(
         self, n_per_point: int = 1, frame: pd.DataFrame | None = None, seed: int | None = None
@@ -444,6 +481,7 @@ class SpaceGAN(SuiteEstimator):
             "crs": self.crs_,
             "columns": self.columns_,
             "spread": self.spread_,
+            "interval": self.interval_,
             "selection": self.selection_,
             "best_step": self.best_step_,
         }
@@ -464,6 +502,7 @@ class SpaceGAN(SuiteEstimator):
             state["selection"],
             state["best_step"],
         )
+        self.interval_ = state.get("interval")
         arrays = self._load_arrays(directory / "points.safetensors")
         self.frame_ = pd.DataFrame(
             {c: arrays[f"col_{i}"] for i, c in enumerate(self.columns_) if f"col_{i}" in arrays}
@@ -525,6 +564,18 @@ def score_mean(real: np.ndarray, mean: np.ndarray, W: torch.Tensor) -> dict[str,
     b = local_moran_torch(torch.as_tensor(mean.T, dtype=torch.float64), W)
     mie = float(torch.sqrt(((a - b) ** 2).mean(1)).mean())
     return {"rmse": rmse, "mie": mie}
+
+
+def conformal_half_width(scores: np.ndarray, level: float = 0.9) -> np.ndarray:
+    """Split-conformal quantile of conformity scores [N, T] (per column): the ceil((N + 1) level)-th
+    smallest, so that a new exchangeable point falls within it with probability >= ``level``."""
+    scores = np.asarray(scores, float)
+    n = len(scores)
+    if n == 0:
+        raise DataError("conformal_half_width: no calibration scores")
+    scores = scores.reshape(n, -1)
+    rank = min(n, int(np.ceil((n + 1) * level - 1e-9)))  # the 1e-9: (19 + 1) * 0.9 is 18.000000000000004
+    return np.sort(scores, axis=0)[rank - 1]
 
 
 def augment(

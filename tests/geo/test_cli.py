@@ -123,7 +123,7 @@ def test_evaluate_writes_the_issue_keys(tmp_path, field, capsys):
                 "--seeds",
                 "0",
                 "--baselines",
-                "linear,kriging",
+                "original,linear,kriging",
                 "--json",
                 str(out),
             ]
@@ -143,6 +143,7 @@ def test_evaluate_writes_the_issue_keys(tmp_path, field, capsys):
         "seeds",
     ):
         assert key in result, key
-    assert set(result["baselines"]) == {"linear", "kriging"} and result["seeds"] == [0]
+    assert set(result["baselines"]) == {"original", "linear", "kriging"} and result["seeds"] == [0]
+    assert {"ours_uncalibrated", "ours_abs", "ours_local"} <= set(result["coverage90_baselines"])
     assert {"mean", "max_abs_error"} <= set(result["moran_global_draws"])
     assert "ours (best-MIE ckpt)" in capsys.readouterr().out

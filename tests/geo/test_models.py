@@ -9,7 +9,8 @@ import torch
 
 from genforge.errors import DataError
 from genforge.geo import SpaceGAN, augment, global_moran_torch
-from genforge.geo.evaluate import block_holdout, coverage
+from genforge.geo.evaluate import block_folds, block_holdout, coverage
+from genforge.geo.models import conformal_half_width
 
 
 def test_selection_picks_the_argmin(fitted):
@@ -60,12 +61,42 @@ def test_save_load_round_trip(fitted, tmp_path):
     assert loaded.best_step_ == fitted.best_step_
 
 
-def test_calibrate_spread_hits_its_level(fitted, field):
+def test_calibrate_interval_hits_its_level(fitted, field):
     held = field.iloc[::7].assign(east=lambda f: f["east"] + 3.0)
-    scale = fitted.calibrate_spread(held, level=0.9, n=60, seed=0)
-    draws = fitted.sample_array(60, frame=held, seed=0)
-    assert scale > 0 and abs(coverage(draws, held[["y"]].to_numpy()) - 0.9) < 0.08
-    fitted.set_spread(1.0)
+    try:
+        for score in ("abs", "local"):
+            half = fitted.calibrate_interval(held, level=0.9, n=60, seed=0, score=score)
+            draws = fitted.sample_array(60, frame=held, seed=1)
+            assert half.shape == (1,) and half[0] > 0
+            assert abs(coverage(draws, held[["y"]].to_numpy()) - 0.9) < 0.1, score
+            # a single draw is stretched too (its width comes from a reference batch)
+            one = fitted.sample_array(1, frame=held, seed=1)
+            assert np.allclose(one[0], draws[0])
+        # the training points keep the fitted spread
+        assert np.allclose(fitted.sample_array(3, seed=2), fitted.set_interval(None).sample_array(3, seed=2))
+    finally:
+        fitted.set_interval(None)
+
+
+def test_conformal_half_width_is_the_finite_sample_quantile():
+    scores = np.arange(1, 20, dtype=float)[:, None]  # 19 scores: rank ceil(20 * 0.9) = 18
+    assert conformal_half_width(scores, 0.9)[0] == 18.0
+    assert conformal_half_width(scores[:5], 0.9)[0] == 5.0  # too few points: the largest
+    with pytest.raises(DataError, match="no calibration"):
+        conformal_half_width(np.empty((0, 1)))
+
+
+def test_interval_survives_save_load(fitted, field, tmp_path):
+    held = field.iloc[::9].drop(columns="y")
+    try:
+        fitted.set_interval(0.5, 0.9, "local")
+        fitted.save(tmp_path / "m")
+        loaded = SpaceGAN.load(tmp_path / "m")
+        assert loaded.interval_ == fitted.interval_
+        again = fitted.sample_array(4, frame=held, seed=0)
+        assert np.allclose(loaded.sample_array(4, frame=held, seed=0), again)
+    finally:
+        fitted.set_interval(None)
 
 
 def test_augment_fits_and_samples(field):
@@ -94,6 +125,17 @@ def test_block_holdout_takes_whole_blocks(field):
     assert held[np.isin(ids, ids[held])].all()  # ... each held out whole
 
 
+def test_block_folds_partition_whole_cells(field):
+    xy = field[["east", "north"]].to_numpy(float)
+    folds = block_folds(xy, 4, 4, seed=0)
+    cell = np.minimum((xy / 140.0 * 4).astype(int), 3)
+    ids = cell[:, 0] * 4 + cell[:, 1]
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3]
+    for c in np.unique(ids):  # every cell lies in exactly one fold, each fold holds 4 of the 16 cells
+        assert len(np.unique(folds[ids == c])) == 1
+    assert [len(np.unique(ids[folds == f])) for f in range(4)] == [4, 4, 4, 4]
+
+
 def test_bad_parameters(field):
     with pytest.raises(DataError, match="select"):
         SpaceGAN(select="loss", progress=False).fit(field, target="y", coords=("east", "north"))
@@ -113,3 +155,18 @@ def test_fit_resumes_from_its_folder(field, tmp_path):
         assert a["mie"] == pytest.approx(b["mie"], rel=1e-5)
     with pytest.raises(DataError, match="beyond max_steps"):
         SpaceGAN(max_steps=10, **kwargs).fit(field, **args)
+
+
+def test_original_baseline_is_the_papers_sgd_code_and_learns(field):
+    from genforge.geo.data import prepare
+    from genforge.geo.evaluate import OriginalSpaceGAN, Protocol
+    from genforge.geo.models import Neighbourhood
+    from genforge.geo.spatial import sparse_weights, weights
+
+    data = prepare(field, "y", ("east", "north"), ["z"], crs="projected", k=8)
+    hood = Neighbourhood(data.xy, data.x, data.y, 8, True, True)
+    p = Protocol(k=8, max_steps=2500, check_every=500, n_draws=5)  # SGD at 0.01 is slow to start
+    base = OriginalSpaceGAN().fit(hood, sparse_weights(weights(data.xy, "knn:8")), p, seed=0)
+    steps = [h["step"] for h in base.history]
+    assert steps == list(range(0, 2501, 500))  # checks from iteration 0, as the paper's code
+    assert base.best_scores_["rmse"]["rmse"] < 0.7 * base.history[0]["rmse"]
