@@ -227,6 +227,9 @@ def evaluate(
         "engine, Adam)",
     ),
     json_out: Path = typer.Option(None, "--json", help="Write the result as JSON (resumes a matching run)"),
+    holdout_steps: int = typer.Option(
+        None, "--holdout-steps", help="Steps of the block hold-out models (default: --max-steps)"
+    ),
 ) -> None:
     """SpaceGAN's protocol (mean of draws, RMSE and MIE) beside the baselines, plus Moran's I
     of single draws and hold-out coverage.
@@ -256,7 +259,13 @@ def evaluate(
         raise DataError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     layer = reference(dataset) if dataset else _read(data, target, coords, covariates, crs, k)
     protocol = Protocol(
-        k=k, max_steps=max_steps, check_every=check_every, n_draws=n_draws, seeds=seed_list, baselines=names
+        k=k,
+        max_steps=max_steps,
+        check_every=check_every,
+        n_draws=n_draws,
+        seeds=seed_list,
+        baselines=names,
+        holdout_steps=holdout_steps,
     )
     result = run(layer, protocol, json_path=json_out, echo=_echo)
     typer.echo(format_table(result, dataset))

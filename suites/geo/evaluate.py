@@ -65,6 +65,7 @@ class Protocol:
     holdout_draws: int = 100
     gp_max: int = 1500
     inner_folds: int = 4
+    holdout_steps: int | None = None  # steps of the hold-out models (inner folds and outer); None = max_steps
     interval_score: str = "local"
     baselines: list[str] = field(default_factory=lambda: ["original", "nonspatial", "linear", "kriging"])
 
@@ -213,10 +214,10 @@ class OriginalSpaceGAN:
 
 
 # ------------------------------------------------------------------------------------ one seed
-def _gan(kind: str, p: Protocol, seed: int, progress: bool) -> SpaceGAN:
+def _gan(kind: str, p: Protocol, seed: int, progress: bool, steps: int | None = None) -> SpaceGAN:
     common = {
         "k": p.k,
-        "max_steps": p.max_steps,
+        "max_steps": steps or p.max_steps,
         "check_every": p.check_every,
         "n_draws": p.n_draws,
         "seed": seed,
@@ -243,6 +244,7 @@ def run_seed(data: SpatialData, p: Protocol, seed: int, progress: bool = True) -
         ours.best_scores_["rmse"]["mie"],
     )
     out["best_step"] = ours.best_step_
+    out["noise_spread"] = ours.spread_
     out["selection"] = ours.selection_
     draws = ours.sample_array(p.n_draws, seed=seed + 1000)  # [S, N, T]
     real_i = float(global_moran_torch(torch.as_tensor(y[:, 0]), W))
@@ -323,12 +325,13 @@ def _holdout(
     folds = block_folds(train.xy, p.blocks, p.inner_folds, seed + 1)
     scores: dict[str, list[np.ndarray]] = {s: [] for s in INTERVAL_SCORES}
     for f in range(p.inner_folds):
-        inner = _gan("ours", p, seed, progress).fit(_prepare_like(data, train.frame[folds != f], p.k))
+        fold_train = _prepare_like(data, train.frame[folds != f], p.k)
+        inner = _gan("ours", p, seed, progress, p.holdout_steps).fit(fold_train)
         calib = train.frame[folds == f].reset_index(drop=True)
         for s in INTERVAL_SCORES:
             scores[s].append(inner.interval_scores(calib, n=p.holdout_draws, seed=seed + 3000, score=s))
     half = {s: conformal_half_width(np.concatenate(v), 0.9) for s, v in scores.items()}
-    ours = _gan("ours", p, seed, progress).fit(train)
+    ours = _gan("ours", p, seed, progress, p.holdout_steps).fit(train)
     raw = coverage(ours.sample_array(p.holdout_draws, frame=test, seed=seed + 2000), y_test)
     others: dict[str, float] = {"ours_uncalibrated": raw}
     for s in INTERVAL_SCORES:

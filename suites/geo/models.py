@@ -17,8 +17,11 @@ non-saturating loss with two hidden layers of 64, Adam at 1e-3, and a supervised
 (``mean_weight``): the squared error between the real target and the mean of ``mean_draws`` draws for the
 same condition. It pulls the *mean* of the conditional distribution onto the data (as the L1 term of pix2pix
 does) while the adversarial loss shapes the spread of single draws. (Chosen on toy1 at 1,000 steps against
-WGAN-GP with 1 or 5 critic steps, see docs/results/geo.md.) ``spread_`` scales each draw's distance from the
-draws' mean (1 after fit; :meth:`SpaceGAN.set_spread` changes it, e.g. after a spatial hold-out check).
+WGAN-GP with 1 or 5 critic steps, see docs/results/geo.md.) That term makes single draws too narrow (on
+California their spread about the mean was a tenth of the real residuals'), so after fit ``spread_`` scales
+each draw's distance from the draws' mean until the draws' variance about it matches the real targets'
+mean squared residual at the training points (``noise="match"``; "raw" keeps 1). At new points
+:meth:`SpaceGAN.set_interval` (split conformal, e.g. on held-out blocks) sets the draws' interval instead.
 
 The core GAN's extension point for extra generator terms (``GAN.extra_generator_loss``) receives the fakes
 and their conditions but not the real batch, which this term needs; so :class:`SpaceGANNet` overrides
@@ -46,6 +49,7 @@ from genforge.registry import register_model
 
 SELECT = ("mie", "rmse")
 INTERVAL_SCORES = ("abs", "local")
+NOISE = ("match", "raw")
 
 
 @dataclass
@@ -154,6 +158,7 @@ class SpaceGAN(SuiteEstimator):
         select: str = "mie",
         mean_weight: float = 1.0,
         mean_draws: int = 8,
+        noise: str = "match",
         seed: int = 0,
         device: str = "auto",
         progress: bool = True,
@@ -173,6 +178,7 @@ class SpaceGAN(SuiteEstimator):
         self.select = select
         self.mean_weight = mean_weight
         self.mean_draws = mean_draws
+        self.noise = noise
         self.seed = seed
         self.device = device
         self.progress = progress
@@ -190,6 +196,7 @@ class SpaceGAN(SuiteEstimator):
             "n_critic": 1,
             "lr": 0.01,
             "mean_weight": 0.0,
+            "noise": "raw",
         }
         return cls(**{**params, **overrides})
 
@@ -229,6 +236,8 @@ class SpaceGAN(SuiteEstimator):
             raise DataError(f"SpaceGAN k={self.k}: expected 1 <= k < {n} points")
         if self.check_every < 1 or self.max_steps < 1 or self.n_draws < 1:
             raise DataError("SpaceGAN: max_steps, check_every and n_draws must be positive")
+        if self.noise not in NOISE:
+            raise DataError(f"SpaceGAN noise={self.noise!r}: expected one of {', '.join(NOISE)}")
 
     def fit(
         self,
@@ -257,7 +266,7 @@ class SpaceGAN(SuiteEstimator):
         self.columns_ = [str(c) for c in data.frame.columns]
         self.frame_ = data.frame.copy()
         self.hood_ = Neighbourhood(data.xy, data.x, data.y, self.k, self.use_neighbours, self.use_coords)
-        cond = self.hood_.condition()
+        self._cond = cond = self.hood_.condition()  # the training points' conditions, kept for the checks
         y_std = ((data.y - self.hood_.y_mean) / self.hood_.y_std).astype(np.float32)
         config = SpaceGANConfig(
             kind="tabular",
@@ -319,24 +328,47 @@ class SpaceGAN(SuiteEstimator):
         self._best_states = {name: best[name][2] for name in SELECT}
         net.load_state_dict(best[self.select][2])
         net.eval()
+        if self.noise == "match":
+            self.spread_ = self._matched_spread()
         return self
+
+    def _train_cond(self) -> np.ndarray:
+        cond = getattr(self, "_cond", None)
+        if cond is None:
+            cond = self._cond = self.hood_.condition()
+        return cond
+
+    def _matched_spread(self) -> float:
+        """The factor that gives single draws at the training points the dispersion the real targets have
+        about the draws' mean: sqrt(mean squared residual of the mean / mean variance of the draws), pooled
+        over points and targets (standardised units). 1 when the draws do not vary."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + 11)
+            draws = self._draws(self.model_, self._train_cond(), max(self.n_draws, 50), spread=1.0)
+        draws = draws / self.hood_.y_std
+        var = draws.var(0, ddof=1).mean()
+        # the squared residual about a mean of m draws holds var / m of Monte Carlo noise: taken off
+        residual = ((self.hood_.y / self.hood_.y_std - draws.mean(0)) ** 2).mean() - var / len(draws)
+        return float(np.sqrt(max(residual, 0.0) / var)) if var > 0 and residual > 0 else 1.0
 
     def _score(self, net: SpaceGANNet) -> dict[str, float]:
         """RMSE and MIE of the mean of ``n_draws`` in-sample draws (fixed noise seed, RNG state untouched)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + 7)
-            draws = self._draws(net, self.hood_.condition(), self.n_draws)  # [S, N, T]
+            draws = self._draws(net, self._train_cond(), self.n_draws, spread=1.0)  # [S, N, T]
         return score_mean(self.hood_.y, draws.mean(0), self.W_)
 
     def _draws(self, net: SpaceGANNet, cond: np.ndarray, n: int, spread: float | None = None) -> np.ndarray:
-        """[n, Q, T] draws in original units (noise about the draws' mean scaled by ``spread_``)."""
+        """[n, Q, T] draws in original units, their distance from the draws' mean scaled by ``spread``
+        (default ``spread_``; the mean is taken over at least 100 draws, so a single draw is scaled too)."""
+        spread = getattr(self, "spread_", 1.0) if spread is None else spread
+        m = n if spread == 1.0 else max(n, 100)
         c = torch.as_tensor(cond, dtype=torch.float32, device=next(net.parameters()).device)
         q = len(cond)
-        raw = to_numpy(net.sample(n * q, c.repeat(n, 1))).astype(np.float64).reshape(n, q, -1)
-        spread = getattr(self, "spread_", 1.0) if spread is None else spread
-        if spread != 1.0 and n > 1:
+        raw = to_numpy(net.sample(m * q, c.repeat(m, 1))).astype(np.float64).reshape(m, q, -1)
+        if spread != 1.0:
             centre = raw.mean(0, keepdims=True)
-            raw = centre + spread * (raw - centre)
+            raw = (centre + spread * (raw - centre))[:n]
         return raw * self.hood_.y_std + self.hood_.y_mean
 
     def set_spread(self, spread: float) -> SpaceGAN:
@@ -426,7 +458,7 @@ class SpaceGAN(SuiteEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed if seed is None else seed)
             if frame is None:
-                return self._draws(self.model_, self.hood_.condition(), n_per_point)
+                return self._draws(self.model_, self._train_cond(), n_per_point)
             data = self._points(frame, require_target=False)
             cond = self.hood_.condition(data.xy, data.x)
             if interval is None:

@@ -170,3 +170,12 @@ def test_original_baseline_is_the_papers_sgd_code_and_learns(field):
     steps = [h["step"] for h in base.history]
     assert steps == list(range(0, 2501, 500))  # checks from iteration 0, as the paper's code
     assert base.best_scores_["rmse"]["rmse"] < 0.7 * base.history[0]["rmse"]
+
+
+def test_matched_noise_gives_draws_the_residual_spread(fitted):
+    draws = fitted.sample_array(200, seed=4)[:, :, 0]
+    residual = ((fitted.hood_.y[:, 0] - draws.mean(0)) ** 2).mean()
+    assert fitted.noise == "match" and fitted.spread_ != 1.0
+    assert draws.var(0).mean() == pytest.approx(residual, rel=0.25)  # a Monte Carlo estimate from 50 draws
+    with pytest.raises(DataError, match="noise"):
+        SpaceGAN(noise="loud", progress=False).fit(fitted.frame_, target="y", coords=("east", "north"))
