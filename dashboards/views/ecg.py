@@ -86,8 +86,8 @@ def _default_records_dir(demo) -> str:
 
 st.title(TITLE)
 st.caption(
-    "A VAE on beat shape plus RR timing flags abnormal heartbeats. Scores are shown in units of the "
-    "model's threshold: above 1 = flagged."
+    "Beat shape (a PCA + nearest-neighbour density; a VAE beside it explains each beat) plus RR timing "
+    "flags abnormal heartbeats. Scores are shown in units of the model's threshold: above 1 = flagged."
 )
 demo = _latest_demo()
 
@@ -301,7 +301,8 @@ for col, (i, row) in zip(cols, top.iterrows(), strict=False):
 st.caption(
     "Each beat is scaled by the record's median beat height. black: the beat; red: the VAE's "
     "reconstruction (local template + reconstructed deviation); dotted: the local template (median of the "
-    "typical beats around it). Where red and black part is where the model was surprised."
+    "typical beats around it). Where red and black part is where the VAE was surprised (models saved "
+    "since state version 7 score shape with a PCA + kNN density; the VAE explains)."
 )
 
 # ------------------------------------------------------------------------------------------ downloads

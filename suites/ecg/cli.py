@@ -223,15 +223,16 @@ def evaluate(
     protocol: str = typer.Option(
         "inter",
         "--protocol",
-        help="inter, intra, ds1-cv (settings selection), inter-128 / inter-250 (DS2 resampled), noise (DS2 + "
-        "stress-test noise, and the published stress records), external (--model on --data)",
+        help="inter, intra, ds1-cv (settings selection), ds1-cv-noise (the same folds with stress-test "
+        "noise), inter-128 / inter-250 (DS2 resampled), noise (DS2 + stress-test noise, and the published "
+        "stress records), external (--model on --data)",
     ),
     model: Path = typer.Option(None, "--model", help="external: the trained model folder to score with"),
     peaks: str = typer.Option(
         "detect", "--peaks", help="external: detect (neurokit2; coverage measured) or reference (.atr)"
     ),
     noise_data: Path = typer.Option(
-        None, "--noise-data", help="noise: the nstdb folder (default: beside the MIT-BIH folder)"
+        None, "--noise-data", help="noise, ds1-cv-noise: the nstdb folder (default: beside the MIT-BIH one)"
     ),
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here"),
     folds: int = typer.Option(5, "--folds", help="intra: how many of the 5 folds to run"),

@@ -9,7 +9,8 @@ every annotated beat is scored and numbers are comparable with the literature:
   Every test record has training beats here, so the detector's same-record term speaks; ``components``
   reports it alone and the detector without it;
 - ``ds1-cv``: patient-wise 4-fold cross-validation inside DS1 only; this is where the detector's
-  settings (e.g. ``rr_weight``) are chosen, so DS2 is never used for tuning;
+  settings (e.g. ``rr_weight``) are chosen, so DS2 is never used for tuning; ``ds1-cv-noise``: the same
+  folds with the stress-test noise added at 6 dB to the held-out records (settings for noise, on DS1);
 - ``inter-128`` / ``inter-250``: as ``inter`` with DS2 resampled to 128 / 250 Hz and its annotations
   mapped (what other Holter databases look like); ``noise``: DS2 with the Noise Stress Test recordings
   (``bw``, ``em``, ``ma``) added at 24, 12, 6 and 0 dB in the stress layout, beats of the noisy segments
@@ -60,6 +61,7 @@ ANCHORS = {
         "shape-only PCA error (issue calibration)": 0.739,
     },
     "ds1-cv": {},
+    "ds1-cv-noise": {},
     "inter-128": {},
     "inter-250": {},
     "noise": {},
@@ -71,6 +73,8 @@ OUTSIDE_BASELINES = ("rr_knn5", "rr_mahalanobis")
 STRESS_RECORDS = tuple(f"{r}e{s}" for r in ("118", "119") for s in ("24", "18", "12", "06", "00", "_6"))
 RR_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
 BY_RECORD_FAR = 0.05
+DS1_NOISE_SNR = 6.0  # ds1-cv-noise: the noise protocol's headline SNR, on DS1's held-out folds
+DS1_NOISE_OFFSET_S = 900.0  # ... with the noise recordings read from half-way (DS2's noise starts at 0)
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -275,8 +279,16 @@ def ablation_pca_knn(
     q25, q50, q75 = np.quantile(held, [0.25, 0.5, 0.75])
     distance = index.kneighbors(pca.transform(inputs(test)))[0][:, -1]
     z = det.standardised_parts(det.score_parts(test) if parts is None else parts)
-    shape = (distance - q50) / max(q75 - q25, 1e-6)
-    return shape + det.rr_weight * z["timing"] + det.patient_weight * z["patient"]
+    return det.combine({**z, "shape": (distance - q50) / max(q75 - q25, 1e-6)})
+
+
+def ablation_vae(
+    det: ECGAnomalyDetector, test: pd.DataFrame, parts: pd.DataFrame | None = None
+) -> np.ndarray:
+    """The fitted detector with the VAE's negative ELBO as its shape term (the design before state
+    version 7), beside the same timing, rhythm and same-record terms: what the VAE gives in the score."""
+    z = det.standardised_parts(det.score_parts(test) if parts is None else parts)
+    return det.combine({**z, "shape": z["vae"]})
 
 
 def _score_outside(
@@ -306,6 +318,7 @@ def _score_outside(
         for name in OUTSIDE_BASELINES:
             res["baselines"][name] = metrics(BASELINES[name](train, test, seed=seed), aami)
         res["baselines"]["pca_knn_ablation"] = metrics(ablation_pca_knn(det, train, test, parts, seed), aami)
+        res["baselines"]["vae_shape"] = metrics(ablation_vae(det, test, parts), aami)
     others = ", ".join(f"{n} {m['auroc']:.4f}" for n, m in res["baselines"].items())
     far = res["at_threshold"]["false_alarm_rate"]
     others = f"; {others}" if others else ""
@@ -437,7 +450,7 @@ def _run_split(
         # the same-record term alone, and the detector without it (what the VAE and timing give)
         z = det.standardised_parts(parts)
         res["components"]["patient_only"] = metrics(patient, aami)["auroc"]
-        without = z["shape"] + det.rr_weight * z["timing"]
+        without = det.combine({**z, "patient": np.zeros(len(test))})
         res["components"]["without_patient"] = metrics(without, aami)["auroc"]
     res["seconds"] = fit_s
     extra, comp = "", res["components"]
@@ -457,7 +470,9 @@ def _run_split(
             _advance(bar)
             log(f"  {name} auroc {res['baselines'][name]['auroc']:.4f}")
         res["baselines"]["pca_knn_ablation"] = metrics(ablation_pca_knn(det, train, test, parts, seed), aami)
+        res["baselines"]["vae_shape"] = metrics(ablation_vae(det, test, parts), aami)
         log(f"  pca_knn_ablation auroc {res['baselines']['pca_knn_ablation']['auroc']:.4f}")
+        log(f"  vae_shape auroc {res['baselines']['vae_shape']['auroc']:.4f}")
     return res
 
 
@@ -511,16 +526,16 @@ def evaluate(
         return res
     root = data_root(data)
     params = dict(params or {})
-    if protocol in {"intra", "ds1-cv"}:
+    if protocol in {"intra", "ds1-cv", "ds1-cv-noise"}:
         # every intra test record is seen in training, and ds1-cv reports rankings only: the new-patient
         # threshold (extra fits per fold of records) would go unused
         params.setdefault("calibration_folds", 0)
     started = time.perf_counter()
     methods = 1 + (len(BASELINES) if baselines else 0)
-    splits = {"inter": 1, "intra": min(folds, 5), "ds1-cv": 4}.get(protocol, 1)
+    splits = {"inter": 1, "intra": min(folds, 5), "ds1-cv": 4, "ds1-cv-noise": 4}.get(protocol, 1)
     total = {"inter-128": 2, "inter-250": 2, "noise": 2 + 12}.get(protocol)
     bar = tqdm(
-        total=total or splits * (methods if protocol != "ds1-cv" else 1),
+        total=total or splits * (methods if not protocol.startswith("ds1-cv") else 1),
         desc=f"evaluate {protocol}",
         unit="fit",
         disable=None if progress else True,
@@ -558,6 +573,8 @@ def evaluate(
         res["n_records"] = len(names)
     elif protocol in {"inter-128", "inter-250", "noise"}:
         res = _outside_protocol(protocol, root, params, seed, baselines, cache_dir, log, bar, noise_dir)
+    elif protocol == "ds1-cv-noise":
+        res = _ds1_cv_noise(root, params, seed, cache_dir, log, bar, noise_dir)
     else:
         res = _ds1_cv(root, params, seed, cache_dir, log, bar)
     bar.close()
@@ -588,17 +605,19 @@ def _ds1_cv(
     score_by_w: dict[float, np.ndarray] = {w: np.zeros(len(beats)) for w in RR_WEIGHTS}
     shape = np.zeros(len(beats))
     ablation = np.zeros(len(beats))
+    vae = np.zeros(len(beats))
     for k, group in enumerate(groups):
         test_mask = beats["record"].isin(group).to_numpy()
         train = beats[~test_mask & (beats["aami"] == "N").to_numpy()].reset_index(drop=True)
         det = ECGAnomalyDetector(**{**params, "seed": seed + k}).fit(train)
         parts = det.score_parts(beats[test_mask])
         z = det.standardised_parts(parts)  # the patient term is silent here: test records are new
-        zs = z["shape"] + det.patient_weight * z["patient"]
+        zs = det.combine({**z, "timing": np.zeros(len(z["shape"]))})  # all but the timing term
         for w in RR_WEIGHTS:
             score_by_w[w][test_mask] = zs + w * z["timing"]
         shape[test_mask] = zs
         ablation[test_mask] = ablation_pca_knn(det, train, beats[test_mask], parts, seed + k)
+        vae[test_mask] = ablation_vae(det, beats[test_mask], parts)
         _advance(bar)
         log(f"  fold {k + 1}/4 (test records {', '.join(group)}) done")
     aami = beats["aami"].to_numpy()
@@ -610,8 +629,77 @@ def _ds1_cv(
     out["by_record"] = by_record(score_by_w[float(best)], aami, beats["record"].to_numpy())
     out["auroc_by_rr_weight"] = by_w
     out["best_rr_weight"] = float(best)
-    out["baselines"] = {"pca_knn_ablation": metrics(ablation, aami)}  # at the detector's own rr_weight
+    # at the detector's own rr_weight
+    out["baselines"] = {"pca_knn_ablation": metrics(ablation, aami), "vae_shape": metrics(vae, aami)}
     return out
+
+
+def _ds1_cv_noise(
+    root: Path,
+    params: dict[str, Any],
+    seed: int,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+    bar: Any = None,
+    noise_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The noise protocol inside DS1, for choosing settings: the folds of ``ds1-cv``, each held-out fold
+    scored clean and with ``bw``/``em``/``ma`` added at 6 dB in the stress layout (noisy segments only; the
+    noise recordings read from ``DS1_NOISE_OFFSET_S``). Headline: the three kinds pooled, beside the RR-only
+    baselines and the PCA + kNN ablation; ``clean`` is the same folds without noise (plain ``ds1-cv``)."""
+    from genforge.ecg import protocols
+
+    noise_dir = Path(noise_dir) if noise_dir is not None else root.parent / "nstdb"
+    beats = _labelled(load_beats(root, list(DS1), peaks="reference", cache_dir=cache_dir))
+    noisy = {
+        kind: _labelled(
+            protocols.noisy_beats(
+                root, list(DS1), noise_dir, kind, DS1_NOISE_SNR, cache_dir, offset_s=DS1_NOISE_OFFSET_S
+            )
+        )
+        for kind in protocols.NOISE_KINDS
+    }
+    records = np.random.default_rng(seed).permutation(np.array(DS1))
+    groups = [records[i::4] for i in range(4)]
+    names = ["detector", *OUTSIDE_BASELINES, "pca_knn_ablation", "vae_shape"]
+    scores: dict[str, dict[str, list[np.ndarray]]] = {}
+    labels: dict[str, list[np.ndarray]] = {}
+    for k, group in enumerate(groups):
+        test_mask = beats["record"].isin(group).to_numpy()
+        train = beats[~test_mask & (beats["aami"] == "N").to_numpy()].reset_index(drop=True)
+        det = ECGAnomalyDetector(**{**params, "seed": seed + k}).fit(train)
+        sets = {"clean": beats[test_mask].reset_index(drop=True)}
+        sets.update({kind: f[f["record"].isin(group)].reset_index(drop=True) for kind, f in noisy.items()})
+        for label, test in sets.items():
+            parts = det.score_parts(test)
+            got = {"detector": parts["score"].to_numpy()}
+            for name in OUTSIDE_BASELINES:
+                got[name] = BASELINES[name](train, test, seed=seed + k)
+            got["pca_knn_ablation"] = ablation_pca_knn(det, train, test, parts, seed + k)
+            got["vae_shape"] = ablation_vae(det, test, parts)
+            for name in names:
+                scores.setdefault(label, {}).setdefault(name, []).append(got[name])
+            labels.setdefault(label, []).append(test["aami"].to_numpy())
+        _advance(bar)
+        log(f"  fold {k + 1}/4 (test records {', '.join(group)}) done")
+
+    def result(sets: list[str]) -> dict[str, Any]:
+        aami = np.concatenate([a for s in sets for a in labels[s]])
+        out = metrics(np.concatenate([x for s in sets for x in scores[s]["detector"]]), aami)
+        out["baselines"] = {
+            name: metrics(np.concatenate([x for s in sets for x in scores[s][name]]), aami)
+            for name in names[1:]
+        }
+        return out
+
+    kinds = list(protocols.NOISE_KINDS)
+    res = result(kinds)
+    res["by_noise"] = {f"{kind} {DS1_NOISE_SNR:g} dB": result([kind]) for kind in kinds}
+    res["clean"] = result(["clean"])
+    for label, m in [("pooled noisy", res), *res["by_noise"].items(), ("clean", res["clean"])]:
+        others = ", ".join(f"{n} {b['auroc']:.4f}" for n, b in m["baselines"].items())
+        log(f"  {label}: detector auroc {m['auroc']:.4f}; {others}")
+    return res
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -619,7 +707,10 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table: detector, baselines and anchors, with AUROC, AP, per-class AUROC, sens@FAR."""
     head = f"{'method':44s} {'AUROC':>6s} {'AP':>6s} " + " ".join(f"{c:>5s}" for c in CLASSES)
     head += f" {'se@1%':>6s} {'se@5%':>6s}"
-    title = "headline: DS2 + bw/em/ma pooled at 6 dB" if result["protocol"] == "noise" else ""
+    title = {
+        "noise": "headline: DS2 + bw/em/ma pooled at 6 dB",
+        "ds1-cv-noise": "headline: held-out DS1 folds + bw/em/ma pooled at 6 dB",
+    }.get(result["protocol"], "")
     lines = [f"MIT-BIH, protocol {result['protocol']} {title}".rstrip(), head, "-" * len(head)]
 
     def row(name: str, m: dict[str, Any]) -> str:
@@ -631,10 +722,11 @@ def format_table(result: dict[str, Any]) -> str:
             f"{se.get('0.01', float('nan')):6.3f} {se.get('0.05', float('nan')):6.3f}"
         )
 
-    lines.append(row("ECGAnomalyDetector (VAE shape + RR timing)", result))
+    shape_name = "VAE" if result.get("settings", {}).get("shape_model") == "vae" else "PCA+kNN"
+    lines.append(row(f"ECGAnomalyDetector ({shape_name} shape + RR timing)", result))
     comp = result.get("components", {})
     if comp:
-        parts = f"VAE shape {comp['shape_only']:.3f}, RR timing {comp['timing_only']:.3f}"
+        parts = f"{shape_name} shape {comp['shape_only']:.3f}, RR timing {comp['timing_only']:.3f}"
         if "patient_only" in comp:
             parts += (
                 f", same-record reference {comp['patient_only']:.3f}; "
@@ -669,9 +761,15 @@ def format_table(result: dict[str, Any]) -> str:
         worst = _worst(table, "false_alarms")
         lines.append(f"most false alarms at {far} false-alarm rate, by record: {worst}")
         lines.append(f"most missed abnormal beats at {far}, by record: {_worst(table, 'missed')}")
+    where = "held-out DS1" if result["protocol"] == "ds1-cv-noise" else "DS2"
     for name, m in result.get("by_noise", {}).items():
-        lines.append(row(f"DS2 + {name}", m) + f"  FAR {m['at_threshold']['false_alarm_rate']:.3f}")
+        far = f"  FAR {m['at_threshold']['false_alarm_rate']:.3f}" if "at_threshold" in m else ""
+        lines.append(row(f"{where} + {name}", m) + far)
         for base, bm in m.get("baselines", {}).items():
+            lines.append(f"    {base:40s} {bm['auroc']:6.3f}")
+    if "clean" in result:
+        lines.append(row(f"{where} without noise (ds1-cv)", result["clean"]))
+        for base, bm in result["clean"].get("baselines", {}).items():
             lines.append(f"    {base:40s} {bm['auroc']:6.3f}")
     for name, m in result.get("stress_records", {}).items():
         lines.append(row(f"stress record {name}", m) + f"  FAR {m['at_threshold']['false_alarm_rate']:.3f}")

@@ -1,18 +1,20 @@
-"""ECGAnomalyDetector: a conditional VAE on beat shape plus a density on RR timing, sklearn-style.
+"""ECGAnomalyDetector: beat shape (PCA + kNN density; a conditional VAE beside it) plus RR timing.
 
 How a beat is scored (higher anomaly score = more abnormal):
 
-- **shape**: the core VAE (:class:`genforge.models.vae.VAE`, MLP kind by default; ``architecture="conv1d"``
-  or ``"conv1d-residual"`` for the core's 1-D conv VAE) reads the beat's difference from its *local
-  template*, the median of the typical beats around it (``t_*`` columns, :mod:`genforge.ecg.preprocess`;
-  ``inputs="beat+deviation"`` adds the raw beat as a second channel), conditioned on the beat's
-  standardised log RR features. The shape score is its deterministic negative ELBO (NLL of the
-  reconstruction decoded from the posterior mean, plus the KL). Reading the difference from the local
-  template makes the score patient-independent: a new patient's normal beats look like their own
-  template even when they look unlike any training patient's. With ``noise_scaling=True`` the difference
-  is shrunk by ``noise_ref_ / noise`` where the beat's segment is noisier than the training beats' median
-  (``noise``: :func:`~genforge.ecg.preprocess.local_noise`), so muscle noise and electrode motion do not
-  look like abnormal shape; clean segments are never amplified.
+- **shape**: both shape models read the beat's difference from its *local template*, the median of the
+  typical beats around it (``t_*`` columns, :mod:`genforge.ecg.preprocess`; ``inputs="beat+deviation"``
+  adds the raw beat), shrunk by ``noise_ref_ / noise`` where the beat's segment is noisier than the
+  training beats' median (``noise_scaling``), so a new patient's normal beats look like their own template
+  and noise does not look like abnormal shape. ``shape_model="pca-knn"`` (default): distance to the
+  ``shape_k``-th nearest training beat in the first ``shape_components`` principal components;
+  ``"vae"``: the core VAE's deterministic negative ELBO (:class:`genforge.models.vae.VAE`, MLP or 1-D
+  conv, conditioned on log RR). Both are always fitted and reported (``score_parts``); the VAE gives
+  :meth:`explain`'s reconstructions. The projection discards the noise outside the normal beats'
+  subspace, where the ELBO counts it all: on DS1 patient-wise CV with stress-test noise the PCA + kNN term
+  held up far better (``docs/results/ecg.md``, issue 13).
+- **rhythm** (``rhythm_weight``): mean distance to the 5 nearest training beats in standardised log RR
+  (previous, next, local, 5-minute average) - the RR-only baseline, as a term.
 - **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
   among the training beats (``timing_density="knn"``), or a Mahalanobis distance (``"mahalanobis"``).
   The neighbour distance follows a timing distribution with several modes (sinus rhythm, atrial
@@ -22,12 +24,10 @@ How a beat is scored (higher anomaly score = more abnormal):
   the four log RR intervals (previous, next, local, 5-minute average).
 - **same record** (``patient_weight``): when the training beats include beats of the record being
   scored, the distance to the ``patient_k``-th nearest of them in raw shape and log RR
-  (:class:`~genforge.ecg.patient.PatientReference`; records matched by the ``record`` column). Silent
-  (``NaN``, contributes 0) for records not in training, so patient-wise results are unchanged; it is what
-  a patient-adaptive workflow (some of this patient's beats marked normal, then the whole recording
-  scored) makes available.
+  (:class:`~genforge.ecg.patient.PatientReference`, matched by the ``record`` column); silent (``NaN``,
+  contributes 0) for records not in training (a patient-adaptive workflow).
 - **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and they are
-  summed with weight ``rr_weight`` on timing and ``patient_weight`` on the same-record term.
+  summed with weights ``rr_weight`` (timing), ``rhythm_weight`` and ``patient_weight``.
 - **two operating points**: a record seen in training is judged against ``offset_``, which flags a
   fraction ``target_far`` of held-out normal beats of the training records. A new record's normal beats
   differ more from the training beats than held-out ones do, so that threshold would flag several times
@@ -67,9 +67,12 @@ DEFAULT_HIDDEN = {"conv1d": (8, 16, 32), "conv1d-residual": (8, 16, 32), "mlp": 
 ARCHITECTURES = tuple(DEFAULT_HIDDEN)
 TIMINGS = ("prematurity", "absolute")
 DENSITIES = ("knn", "mahalanobis")
-STATE_VERSION = 6
+SHAPE_MODELS = ("pca-knn", "vae")
+STATE_VERSION = 7
 TIMING_REFERENCE = "timing_reference.safetensors"
 PATIENT_REFERENCE = "patient_reference.safetensors"
+SHAPE_REFERENCE = "shape_reference.safetensors"
+RHYTHM_K = 5  # the rhythm term: mean distance to the 5 nearest training beats in standardised log RR
 SIMULATED_PREFIX = "SIMULATED"  # record names of genforge.ecg.simulate
 
 
@@ -102,6 +105,10 @@ class ECGAnomalyDetector(SuiteEstimator):
         batch_size: int = 128,
         lr: float = 2e-3,
         rr_weight: float = 0.5,
+        shape_model: str = "pca-knn",
+        shape_components: int = 10,
+        shape_k: int = 5,
+        rhythm_weight: float = 0.2,
         timing: str = "prematurity",
         timing_density: str = "knn",
         timing_k: int = 20,
@@ -126,6 +133,10 @@ class ECGAnomalyDetector(SuiteEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.rr_weight = rr_weight
+        self.shape_model = shape_model
+        self.shape_components = shape_components
+        self.shape_k = shape_k
+        self.rhythm_weight = rhythm_weight
         self.timing = timing
         self.timing_density = timing_density
         self.timing_k = timing_k
@@ -168,6 +179,15 @@ class ECGAnomalyDetector(SuiteEstimator):
             )
         if self.inputs not in INPUTS:
             raise GenforgeError(f"inputs={self.inputs!r}: expected one of {', '.join(INPUTS)}")
+        if self.shape_model not in SHAPE_MODELS:
+            raise GenforgeError(
+                f"shape_model={self.shape_model!r}: expected one of {', '.join(SHAPE_MODELS)}"
+            )
+        if self.shape_components < 1 or self.shape_k < 1 or self.rhythm_weight < 0:
+            raise GenforgeError(
+                f"shape_components={self.shape_components}, shape_k={self.shape_k}, "
+                f"rhythm_weight={self.rhythm_weight}: expected positive counts and a weight >= 0"
+            )
         if self.timing not in TIMINGS:
             raise GenforgeError(f"timing={self.timing!r}: expected one of {', '.join(TIMINGS)}")
         if self.timing_density not in DENSITIES:
@@ -225,6 +245,11 @@ class ECGAnomalyDetector(SuiteEstimator):
         x = self._inputs(waves, templates, noise)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
+        knn_val = self._fit_shape_reference(x.reshape(n, -1), train_idx, val_idx)
+        z_rr = ((logrr - self.rr_mean_) / self.rr_std_).astype(np.float32)
+        self.rhythm_reference_ = z_rr[train_idx]
+        self._rhythm_index = None
+        rhythm_val = self._rhythm_score(z_rr[val_idx])
         patient_val = self._fit_patient(beats, waves, logrr, train_idx, val_idx)
         cond = self._cond(rr)
         cfg = VAEConfig(
@@ -264,7 +289,10 @@ class ECGAnomalyDetector(SuiteEstimator):
         rr_val = self._rr_score(timing[val_idx])
         self.vae_center_, self.vae_scale_ = _robust(vae_val)
         self.rr_center_, self.rr_scale_ = _robust(rr_val)
-        combined = self._combine(vae_val, rr_val, patient_val)
+        self.knn_center_, self.knn_scale_ = _robust(knn_val)
+        self.rhythm_center_, self.rhythm_scale_ = _robust(rhythm_val)
+        raw = {"vae": vae_val, "pca_knn": knn_val, "timing": rr_val, "rhythm": rhythm_val}
+        combined = self._combine(self._standardise({**raw, "patient": patient_val}))
         self.offset_ = -float(np.quantile(combined, 1.0 - self.target_far))
         self.n_train_ = int(len(train_idx))
         self.training_records_ = (
@@ -316,9 +344,13 @@ class ECGAnomalyDetector(SuiteEstimator):
         return parts["score"].to_numpy()
 
     def score_parts(self, beats: pd.DataFrame) -> pd.DataFrame:
-        """Per beat: ``shape`` (VAE negative ELBO), ``timing`` (kNN or Mahalanobis distance of the timing
-        features), ``patient`` (distance to the training beats of the same record, NaN where the record had
-        none, see :mod:`genforge.ecg.patient`) and the combined ``score``.
+        """Per beat: ``shape`` (the shape term in use: ``pca_knn`` or ``vae``, see ``shape_model``),
+        ``vae`` (VAE negative ELBO), ``pca_knn`` (distance to the ``shape_k``-th nearest training beat in
+        the first ``shape_components`` principal components of the same input; NaN for checkpoints older
+        than state version 7), ``timing`` (kNN or Mahalanobis distance of the timing features), ``rhythm``
+        (mean distance to the 5 nearest training beats in standardised log RR), ``patient`` (distance to the
+        training beats of the same record, NaN where the record had none, see
+        :mod:`genforge.ecg.patient`) and the combined ``score``.
 
         With ``timing="prematurity"`` the beats must keep their record's order (as ``beat_table`` gives
         them): the irregularity feature comes from the neighbouring beats at preprocessing time.
@@ -328,11 +360,18 @@ class ECGAnomalyDetector(SuiteEstimator):
         x = torch.from_numpy(self._inputs(waves, templates, self._noise(beats)) / self.x_scale_)
         cond = self._cond(rr)
         vae = self._vae_score(x, None if cond is None else torch.from_numpy(cond))
-        rrs = self._rr_score(self._timing_features(beats, rr))
-        patient = self._patient_distance(beats)
+        knn = self._shape_distance(x.numpy().reshape(len(x), -1))
+        raw = {
+            "vae": vae,
+            "pca_knn": knn,
+            "timing": self._rr_score(self._timing_features(beats, rr)),
+            "rhythm": self._rhythm_score(((_log_rr(rr) - self.rr_mean_) / self.rr_std_).astype(np.float32)),
+            "patient": self._patient_distance(beats),
+        }
+        shape = vae if self.shape_model == "vae" else knn
+        score = self._combine(self._standardise(raw))
         return pd.DataFrame(
-            {"shape": vae, "timing": rrs, "patient": patient, "score": self._combine(vae, rrs, patient)},
-            index=beats.index,
+            {"shape": shape, **{k: v for k, v in raw.items()}, "score": score}, index=beats.index
         )
 
     def score_samples(self, beats: pd.DataFrame) -> np.ndarray:
@@ -436,6 +475,15 @@ class ECGAnomalyDetector(SuiteEstimator):
     def _save_files(self, directory: Path) -> None:
         """The timing reference set and the same-record reference, as safetensors beside the model."""
         self._save_arrays(directory / TIMING_REFERENCE, {"timing_reference": self.timing_reference_})
+        self._save_arrays(
+            directory / SHAPE_REFERENCE,
+            {
+                "shape_mean": self.shape_mean_,
+                "shape_axes": np.ascontiguousarray(self.shape_axes_),
+                "shape_reference": np.ascontiguousarray(self.shape_reference_),
+                "rhythm_reference": np.ascontiguousarray(self.rhythm_reference_),
+            },
+        )
         if self.patient_ is not None:
             self._save_arrays(directory / PATIENT_REFERENCE, self.patient_.arrays())
 
@@ -443,7 +491,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         for key in ("rr_mean_", "rr_std_", "timing_mean_", "timing_std_", "timing_precision_"):
             setattr(self, key, np.asarray(state[key], dtype=np.float64))
         for key in _SCALARS:
-            setattr(self, key, float(state[key]))
+            setattr(self, key, float(state.get(key, _SCALAR_DEFAULTS.get(key, np.nan))))
         self.n_train_ = int(state["n_train_"])
         records = state.get("training_records_")  # absent in checkpoints written before it was kept
         self.training_records_ = None if records is None else [str(r) for r in records]
@@ -454,6 +502,13 @@ class ECGAnomalyDetector(SuiteEstimator):
         if self.timing_density == "knn":
             arrays = self._load_arrays(directory / TIMING_REFERENCE)
             self.timing_reference_ = arrays["timing_reference"].astype(np.float32)
+        self.shape_reference_ = self.rhythm_reference_ = None  # state versions 1-6 have neither
+        self._shape_index = self._rhythm_index = None
+        if (directory / SHAPE_REFERENCE).is_file():
+            arrays = self._load_arrays(directory / SHAPE_REFERENCE)
+            self.shape_mean_, self.shape_axes_ = arrays["shape_mean"], arrays["shape_axes"]
+            self.shape_reference_ = arrays["shape_reference"].astype(np.float32)
+            self.rhythm_reference_ = arrays["rhythm_reference"].astype(np.float32)
         self.patient_ = None
         if state.get("patient"):
             arrays = self._load_arrays(directory / PATIENT_REFERENCE)
@@ -481,6 +536,8 @@ class ECGAnomalyDetector(SuiteEstimator):
         if version < 6:  # versions 1-5: one threshold for every record
             params["calibration_folds"] = 0
             state.update(offset_new_=None, new_patient_far_=None)
+        if version < 7:  # versions 1-6: VAE shape score, no rhythm term
+            params.update(shape_model="vae", rhythm_weight=0.0)
         return params, state
 
     # ---------------------------------------------------------------------------------- internals
@@ -554,6 +611,48 @@ class ECGAnomalyDetector(SuiteEstimator):
         dist, _ = self._timing_index.kneighbors(z.astype(np.float32))
         return dist[:, -1].astype(np.float64)
 
+    def _fit_shape_reference(self, x: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray) -> np.ndarray:
+        """PCA of the training inputs (flattened) and their projections as the kNN reference; returns the
+        held-out beats' distances (for the robust scale)."""
+        rows = np.random.default_rng(self.seed).permutation(train_idx)[:20_000]
+        self.shape_mean_ = x[rows].mean(0).astype(np.float64)
+        _, _, vt = np.linalg.svd(x[rows] - self.shape_mean_, full_matrices=False)
+        self.shape_axes_ = vt[: min(self.shape_components, len(vt))].astype(np.float64)
+        self.shape_reference_ = self._project(x[train_idx])
+        self._shape_index = None
+        return self._shape_distance(x[val_idx])
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float64) - self.shape_mean_) @ self.shape_axes_.T).astype(np.float32)
+
+    def _shape_distance(self, x: np.ndarray) -> np.ndarray:
+        """[n] distance to the ``shape_k``-th nearest training beat in the principal components (NaN for
+        checkpoints without the reference)."""
+        if getattr(self, "shape_reference_", None) is None:
+            return np.full(len(x), np.nan)
+        if getattr(self, "_shape_index", None) is None:
+            from sklearn.neighbors import NearestNeighbors
+
+            k = min(self.shape_k, len(self.shape_reference_))
+            self._shape_index = NearestNeighbors(n_neighbors=k).fit(self.shape_reference_)
+        if len(x) == 0:
+            return np.zeros(0)
+        return self._shape_index.kneighbors(self._project(x))[0][:, -1].astype(np.float64)
+
+    def _rhythm_score(self, z_rr: np.ndarray) -> np.ndarray:
+        """[n] mean distance to the ``RHYTHM_K`` nearest training beats in standardised log RR (NaN for
+        checkpoints without the reference)."""
+        if getattr(self, "rhythm_reference_", None) is None:
+            return np.full(len(z_rr), np.nan)
+        if getattr(self, "_rhythm_index", None) is None:
+            from sklearn.neighbors import NearestNeighbors
+
+            k = min(RHYTHM_K, len(self.rhythm_reference_))
+            self._rhythm_index = NearestNeighbors(n_neighbors=k).fit(self.rhythm_reference_)
+        if len(z_rr) == 0:
+            return np.zeros(0)
+        return self._rhythm_index.kneighbors(z_rr)[0].mean(1).astype(np.float64)
+
     def _fit_patient(
         self,
         beats: pd.DataFrame,
@@ -585,23 +684,31 @@ class ECGAnomalyDetector(SuiteEstimator):
         return self.patient_.distance(waves, _log_rr(rr), beats["record"].to_numpy())
 
     def standardised_parts(self, parts: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The three terms of :meth:`score_parts` on the scale they are summed on (the held-out normal
-        beats' median 0 and IQR 1; the patient term 0 where it is silent), before weighting."""
-        return self._standardise(
-            parts["shape"].to_numpy(), parts["timing"].to_numpy(), parts["patient"].to_numpy()
-        )
+        """The terms of :meth:`score_parts` on the scale they are summed on (the held-out normal beats'
+        median 0 and IQR 1; the patient and rhythm terms 0 where silent), before weighting: ``shape`` (the
+        term in use), ``vae``, ``pca_knn``, ``timing``, ``rhythm``, ``patient``."""
+        raw = {k: parts[k].to_numpy() for k in ("vae", "pca_knn", "timing", "rhythm", "patient")}
+        return self._standardise(raw)
 
-    def _standardise(self, vae: np.ndarray, rr: np.ndarray, patient: np.ndarray) -> dict[str, np.ndarray]:
-        patient = (patient - self.patient_center_) / self.patient_scale_
-        return {
-            "shape": (vae - self.vae_center_) / self.vae_scale_,
-            "timing": (rr - self.rr_center_) / self.rr_scale_,
-            "patient": np.nan_to_num(patient, nan=0.0),
+    def _standardise(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        z = {
+            "vae": (raw["vae"] - self.vae_center_) / self.vae_scale_,
+            "pca_knn": (raw["pca_knn"] - self.knn_center_) / self.knn_scale_,
+            "timing": (raw["timing"] - self.rr_center_) / self.rr_scale_,
+            "rhythm": np.nan_to_num((raw["rhythm"] - self.rhythm_center_) / self.rhythm_scale_, nan=0.0),
+            "patient": np.nan_to_num((raw["patient"] - self.patient_center_) / self.patient_scale_, nan=0.0),
         }
+        z["shape"] = z["vae"] if self.shape_model == "vae" else z["pca_knn"]
+        return z
 
-    def _combine(self, vae: np.ndarray, rr: np.ndarray, patient: np.ndarray) -> np.ndarray:
-        z = self._standardise(vae, rr, patient)
-        return z["shape"] + self.rr_weight * z["timing"] + self.patient_weight * z["patient"]
+    def combine(self, z: dict[str, np.ndarray]) -> np.ndarray:
+        """The anomaly score from standardised terms (:meth:`standardised_parts`): ``shape`` plus the
+        weighted timing, rhythm and same-record terms. Swap ``z["shape"]`` to score another shape term."""
+        return self._combine(z)
+
+    def _combine(self, z: dict[str, np.ndarray]) -> np.ndarray:
+        out = z["shape"] + self.rr_weight * z["timing"] + self.patient_weight * z["patient"]
+        return out + self.rhythm_weight * z["rhythm"] if self.rhythm_weight else out
 
 
 _SCALARS = (
@@ -614,7 +721,12 @@ _SCALARS = (
     "patient_center_",
     "patient_scale_",
     "offset_",
+    "knn_center_",
+    "knn_scale_",
+    "rhythm_center_",
+    "rhythm_scale_",
 )
+_SCALAR_DEFAULTS = {"knn_center_": 0.0, "knn_scale_": 1.0, "rhythm_center_": 0.0, "rhythm_scale_": 1.0}
 
 
 def _log_rr(rr: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ Steps (all at the internal rate, :data:`~genforge.ecg.data.INTERNAL_FS`):
    mistakes for abnormality (chosen on DS1 patient-wise CV; figures in ``docs/results/ecg.md``).
    Beside it, the local noise level (``noise``, :func:`local_noise`): how far the typical beats around
    differ from their templates, so a detector can read a beat's deviation relative to the noise of its
-   segment;
+   segment (typical is judged against the beats around too, so a noisy segment's normal beats count);
 6. RR-interval features: previous and next RR, the local RR (mean of the 10 beats around), the 5-minute
    average RR, the ratios of previous/next RR to the local RR, and the local irregularity (median
    absolute change of log RR over the 50 beats around). Premature supraventricular beats look normal and
@@ -52,6 +52,7 @@ TEMPLATE_HALF = 50
 TEMPLATE_TYPICAL = 2.0
 TEMPLATE_BLOCK = 10
 TEMPLATE_MIN = 3
+TEMPLATE_FLOOR_Q = 0.25  # typical beats: judged against the lower quartile of distances around them too
 WAVE_COLS = [f"w_{i:03d}" for i in range(WINDOW)]
 TEMPLATE_COLS = [f"t_{i:03d}" for i in range(WINDOW)]
 RR_COLS = ["rr_pre", "rr_post", "rr_local", "rr_avg", "rr_pre_ratio", "rr_post_ratio"]
@@ -142,12 +143,19 @@ def windows(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
 
 
 def _typical(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the record's median beat, mask of typical beats: within ``TEMPLATE_TYPICAL`` times the median RMS
-    distance of that median beat). Ectopic beats are atypical, so they shape neither the templates nor
-    the noise level."""
+    """(the record's median beat, mask of typical beats). A beat is typical when its RMS distance to that
+    median beat is within ``TEMPLATE_TYPICAL`` times the larger of the record's median distance and the
+    lower quartile of the distances of the beats around it (same blocks as the templates). Ectopic beats
+    are atypical, so they shape neither the templates nor the noise level; in a segment where noise
+    (electrode motion) moves every beat away from the median beat, the lower quartile rises with it, so
+    the noisy normal beats stay typical and the noise level follows the noise (without the local floor
+    they were all atypical and the level stayed the record's; chosen on ``ds1-cv-noise``)."""
     overall = np.median(w, axis=0)
     dev = np.sqrt(((w - overall) ** 2).mean(axis=1))
-    return overall, dev <= TEMPLATE_TYPICAL * np.median(dev)
+    floor = np.empty(len(w))
+    for start, lo, hi in _local_blocks(len(w)):
+        floor[start : start + TEMPLATE_BLOCK] = np.quantile(dev[lo:hi], TEMPLATE_FLOOR_Q)
+    return overall, dev <= TEMPLATE_TYPICAL * np.maximum(np.median(dev), floor)
 
 
 def _local_blocks(n: int):
@@ -181,10 +189,9 @@ def local_noise(
     ``TEMPLATE_HALF`` beats to their own local templates (same blocks as :func:`local_templates`).
 
     It is how much normal beats differ from their template here: large in segments with muscle noise or
-    electrode motion, small in clean ones. Ectopic beats are atypical and never raise it. Limit: a short
-    burst of very strong noise (beats several times further from the median beat than usual) makes its
-    beats atypical too, so there the level stays the record's and those beats score as abnormal; noise
-    up to about twice the usual spread, or spread over most of the record, is followed.
+    electrode motion, small in clean ones. Ectopic beats are atypical and never raise it. Limit: a burst
+    of strong noise shorter than about a quarter of the 101 beats around leaves those beats atypical, so
+    there the level stays the record's and they score as abnormal; longer noisy stretches are followed.
     """
     _, typical_mask = typical if typical is not None else _typical(w)
     residual = np.sqrt(((w - templates) ** 2).mean(axis=1))
@@ -309,7 +316,7 @@ def _match(peaks: np.ndarray, ann: np.ndarray, sym: np.ndarray, tol: int) -> np.
     return out
 
 
-CACHE_VERSION = "5"
+CACHE_VERSION = "6"
 
 
 def default_cache_dir() -> Path:

@@ -101,8 +101,12 @@ def noisy_beats(
     snr_db: float,
     cache_dir: Path | None = None,
     progress: bool = False,
+    offset_s: float = 0.0,
 ) -> pd.DataFrame:
-    """Reference-position beats of ``names`` with noise ``kind`` added at ``snr_db``, noisy segments only."""
+    """Reference-position beats of ``names`` with noise ``kind`` added at ``snr_db``, noisy segments only.
+
+    ``offset_s``: where in the noise recording the added noise starts (0 for the DS2 protocol; the DS1
+    check ``ds1-cv-noise`` starts half-way, so settings are not chosen on the very noise DS2 gets)."""
     import wfdb
     from tqdm.auto import tqdm
 
@@ -124,7 +128,8 @@ def noisy_beats(
             source = read_wfdb(root / name, target_fs=fs)  # validated, at the file's own rate
             x = np.asarray(source.signal, dtype=np.float64)
             gain = np.sqrt(qrs_power(x, source.ann_samples, fs) / (noise_power * 10 ** (snr_db / 10)))
-            added = np.resize(noise, len(x)) * gain * noise_segments(len(x), fs)
+            start = int(round(offset_s * fs)) % len(noise)
+            added = np.resize(np.roll(noise, -start), len(x)) * gain * noise_segments(len(x), fs)
             record = record_from_array(x + added, fs, name=name, lead=source.lead)
             record.ann_samples, record.ann_symbols = source.ann_samples, source.ann_symbols
             beats = beat_table(record, peaks="reference")
@@ -132,6 +137,8 @@ def noisy_beats(
             return beats[on].reset_index(drop=True)
 
         key = ["noise", name, _stamp(root, name), _stamp(Path(noise_dir), kind), kind, f"{snr_db:g}"]
+        if offset_s:
+            key.append(f"offset {offset_s:g}")
         frames.append(_cached(key, cache, make))
     return pd.concat(frames, ignore_index=True)
 

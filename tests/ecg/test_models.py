@@ -28,6 +28,8 @@ from genforge.errors import DataError, GenforgeError
 
 from .conftest import TEST_RECORD, TRAIN_RECORDS
 
+OLD_SHAPE = {"shape_model": "vae", "rhythm_weight": 0.0}  # the scoring of state versions 1-6
+
 
 def test_beat_table_reference_matches_annotations(small_beats) -> None:
     b100 = small_beats[small_beats["record"] == "100"]
@@ -72,7 +74,8 @@ def test_detector_learns_and_separates_abnormal_beats(small_model, small_beats) 
     aami = test["aami"].to_numpy()
     m = metrics(parts["score"].to_numpy(), aami)
     assert m["per_class_auroc"]["V"] > 0.95, m
-    assert metrics(parts["shape"].to_numpy(), aami)["auroc"] > 0.9  # the VAE's shape score alone
+    assert metrics(parts["shape"].to_numpy(), aami)["auroc"] > 0.9  # the shape term in use alone
+    assert metrics(parts["vae"].to_numpy(), aami)["auroc"] > 0.9  # the VAE's negative ELBO alone
 
 
 def test_sklearn_api_and_threshold(small_model, small_beats) -> None:
@@ -142,6 +145,8 @@ def test_timing_options_and_version1_checkpoints(small_beats, tmp_path) -> None:
         patient_weight=0.0,
         max_steps=60,
         max_train_beats=1500,
+        shape_model="vae",  # the design of state versions 1-6
+        rhythm_weight=0.0,
     ).fit(train)
     test = small_beats[small_beats["record"] == "100"]
     # a checkpoint written before the timing options (state version 1) loads as absolute RR timing
@@ -198,6 +203,14 @@ def test_local_noise_follows_noisy_segments_not_ectopic_beats(small_beats) -> No
     level = local_noise(noisy, local_templates(noisy))
     assert np.median(level[1050:1350]) > 1.8 * np.median(clean[1050:1350])
     assert np.median(level[:800]) == pytest.approx(np.median(clean[:800]), rel=0.1)  # elsewhere unchanged
+    # strong noise (electrode-motion-like, several times the spread) moves every beat of the stretch away
+    # from the record's median beat; they stay typical against the beats around them, so it is followed
+    strong = w.copy()
+    strong[segment] += (0.25 * np.random.default_rng(1).standard_normal(strong[segment].shape)).astype(
+        np.float32
+    )
+    level = local_noise(strong, local_templates(strong))
+    assert np.median(level[1050:1350]) > 5 * np.median(clean[1050:1350])
     # ectopic beats are not typical beats: the level around them stays that of the normal beats
     ectopic = (b100["aami"] != "N").to_numpy()
     assert np.median(clean[ectopic]) < 1.5 * np.median(clean[~ectopic])
@@ -227,7 +240,7 @@ def test_noise_scaling_shrinks_deviations_in_noisy_segments(small_model, small_b
 
 def test_version3_checkpoints_load_without_noise_scaling(small_beats, tmp_path) -> None:
     train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
-    det = ECGAnomalyDetector(noise_scaling=False, max_steps=40, max_train_beats=1500, timing_k=5)
+    det = ECGAnomalyDetector(noise_scaling=False, max_steps=40, max_train_beats=1500, timing_k=5, **OLD_SHAPE)
     det.fit(train.reset_index(drop=True)).save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     extra = config["extra"]
@@ -263,7 +276,8 @@ def test_patient_term_speaks_only_for_records_seen_in_training(small_beats, tmp_
     new_parts = det.score_parts(new)
     assert new_parts["patient"].isna().all()
     z = det.standardised_parts(new_parts)
-    np.testing.assert_allclose(new_parts["score"], z["shape"] + det.rr_weight * z["timing"], rtol=1e-9)
+    expected = z["shape"] + det.rr_weight * z["timing"] + det.rhythm_weight * z["rhythm"]
+    np.testing.assert_allclose(new_parts["score"], expected, rtol=1e-9)
     # without a record column the term is off too
     no_record = det.score_parts(held_out.drop(columns="record"))
     assert no_record["patient"].isna().all()
@@ -277,7 +291,7 @@ def test_patient_term_speaks_only_for_records_seen_in_training(small_beats, tmp_
 
 def test_version4_checkpoints_load_without_the_patient_term(small_beats, tmp_path) -> None:
     train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
-    det = ECGAnomalyDetector(patient_weight=0.0, max_steps=40, max_train_beats=1500, timing_k=5)
+    det = ECGAnomalyDetector(patient_weight=0.0, max_steps=40, max_train_beats=1500, timing_k=5, **OLD_SHAPE)
     det.fit(train.reset_index(drop=True)).save(tmp_path)
     assert not (tmp_path / "patient_reference.safetensors").exists()
     config = json.loads((tmp_path / "config.json").read_text())
@@ -340,3 +354,45 @@ def test_new_patient_threshold_is_set_on_held_out_patients(small_beats, tmp_path
     plain = ECGAnomalyDetector(max_steps=20, max_train_beats=800, timing_k=5)
     plain.fit(normal.drop(columns="record"))
     assert plain.new_patient_far_ is None and plain.threshold_new_ == plain.threshold_
+
+
+def test_shape_models_pca_knn_and_vae(small_beats, tmp_path) -> None:
+    """Both shape terms are fitted and reported; ``shape_model`` picks the one in the score; the PCA + kNN
+    reference and the rhythm term survive save and load; checkpoints of state version 6 score with the VAE
+    and no rhythm term, as they did."""
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    train = train.reset_index(drop=True)
+    test = small_beats[small_beats["record"] == TEST_RECORD].reset_index(drop=True)
+    aami = test["aami"].to_numpy()
+    det = ECGAnomalyDetector(max_steps=40, max_train_beats=1500, timing_k=5, calibration_folds=0).fit(train)
+    assert det.shape_model == "pca-knn" and det.rhythm_weight > 0
+    parts = det.score_parts(test)
+    np.testing.assert_array_equal(parts["shape"], parts["pca_knn"])
+    assert metrics(parts["pca_knn"].to_numpy(), aami)["per_class_auroc"]["V"] > 0.95
+    assert metrics(parts["rhythm"].to_numpy(), aami)["per_class_auroc"]["V"] > 0.8  # premature V beats
+    z = det.standardised_parts(parts)
+    assert abs(np.median(det.standardised_parts(det.score_parts(train))["pca_knn"])) < 0.5
+    vae = det.set_params(shape_model="vae").score_parts(test)
+    np.testing.assert_array_equal(vae["shape"], vae["vae"])
+    np.testing.assert_allclose(vae["score"], det.combine({**z, "shape": z["vae"]}), rtol=1e-9)
+    det.set_params(shape_model="pca-knn").save(tmp_path / "now")
+    back = ECGAnomalyDetector.load(tmp_path / "now")
+    np.testing.assert_allclose(back.score_parts(test).to_numpy(), parts.to_numpy(), rtol=1e-5, atol=1e-5)
+    # a version 6 checkpoint: no shape reference file, no such params, no rhythm or kNN scalars
+    det.save(tmp_path / "v6")
+    (tmp_path / "v6" / "shape_reference.safetensors").unlink()
+    config = json.loads((tmp_path / "v6" / "config.json").read_text())
+    extra = config["extra"]
+    extra["state_version"] = 6
+    for key in ("shape_model", "shape_components", "shape_k", "rhythm_weight"):
+        del extra["params"][key]
+    for key in ("knn_center_", "knn_scale_", "rhythm_center_", "rhythm_scale_"):
+        del extra["state"][key]
+    (tmp_path / "v6" / "config.json").write_text(json.dumps(config))
+    old = ECGAnomalyDetector.load(tmp_path / "v6")
+    assert old.shape_model == "vae" and old.rhythm_weight == 0
+    old_parts = old.score_parts(test)
+    assert old_parts["pca_knn"].isna().all()
+    np.testing.assert_allclose(old_parts["score"], z["vae"] + det.rr_weight * z["timing"], rtol=1e-5)
+    with pytest.raises(GenforgeError, match="shape_model"):
+        ECGAnomalyDetector(shape_model="pca").fit(train)

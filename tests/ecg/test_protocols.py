@@ -44,6 +44,10 @@ def test_noise_is_added_in_the_stress_layout_at_the_asked_snr(mitdb: Path, nstdb
     assert len(mild) == len(heavy) > 500  # the beats of the noisy segments only
     assert on[np.minimum(mild["sample"].to_numpy(), len(on) - 1)].all()
     assert np.median(heavy["noise"]) > 3 * np.median(mild["noise"])  # 24 dB apart: 16x in amplitude
+    # ds1-cv-noise reads the noise recording from half-way: the same beats, other noise
+    shifted = noisy_beats(mitdb, [TEST_RECORD], nstdb, "em", 0.0, cache_dir=False, offset_s=900.0)
+    assert len(shifted) == len(heavy) and (shifted["aami"].to_numpy() == heavy["aami"].to_numpy()).all()
+    assert not np.allclose(shifted["w_060"].to_numpy(), heavy["w_060"].to_numpy(), atol=1e-3)
 
 
 def test_ablation_and_external_protocol(small_model, small_beats, mitdb: Path, tmp_path: Path) -> None:
@@ -63,3 +67,21 @@ def test_ablation_and_external_protocol(small_model, small_beats, mitdb: Path, t
     assert "coverage of reference beats" in format_table(result)
     with pytest.raises(Exception, match="--model"):
         evaluate(folder, protocol="external", cache_dir=False)
+
+
+def test_vae_ablation_and_the_ds1_noise_report(small_model, small_beats) -> None:
+    """The VAE column is the detector's score with the VAE's shape term in place of its own; the
+    ds1-cv-noise table names held-out DS1 (not DS2) and shows the clean folds beside the noisy ones."""
+    from genforge.ecg.evaluate import ablation_vae
+
+    det, _ = small_model
+    test = small_beats[small_beats["record"] == TEST_RECORD].reset_index(drop=True)
+    aami = test["aami"].to_numpy()
+    parts = det.score_parts(test)
+    z = det.standardised_parts(parts)
+    vae = ablation_vae(det, test, parts)
+    np.testing.assert_allclose(vae - z["vae"], det.anomaly_score(test) - z["shape"], rtol=1e-6, atol=1e-6)
+    m = {**metrics(parts["score"].to_numpy(), aami), "baselines": {"vae_shape": metrics(vae, aami)}}
+    result = {**m, "protocol": "ds1-cv-noise", "by_noise": {"em 6 dB": m}, "clean": m, "anchors": {}}
+    table = format_table(result)
+    assert "held-out DS1 + em 6 dB" in table and "without noise (ds1-cv)" in table and "DS2" not in table
