@@ -16,13 +16,15 @@ One readable file, in the spirit of nanoGPT's ``model.py``:
   therefore falls back to recomputing the cropped window each step; this gives exactly the tokens
   of the uncached path, at uncached speed for those steps.
 - ``GPT.compile_decode()`` optionally wraps the single-token decode step in ``torch.compile``
-  (dynamic shapes: one graph for every batch size and cache length). On CPU this removes most
-  per-step Python overhead, and the step's linear layers are written as a broadcast
+  (static shapes: one graph per batch size, reused for every cache length). On CPU this removes
+  most per-step Python overhead, and the step's linear layers are written as a broadcast
   multiply-and-sum (``_rows_linear``) that inductor turns into one vectorised loop streaming each
-  weight row once for all rows of the batch: for a handful of rows that runs 2-3x faster than the
-  BLAS call ``F.linear`` makes (MKL's small-M sgemm, measured on the AMD EPYC machines we use), and
-  attention stays ATen's fused kernel on the filled slots (``attend_filled_slots``). If
-  compilation fails the eager step is used.
+  weight row once for all rows of the batch: for a handful of rows that runs faster than the BLAS
+  call ``F.linear`` makes (MKL's small-M sgemm on the AMD EPYC machines we use; MKL's packed
+  sgemm and oneDNN's prepacked linear measured slower inside the step). Attention of the one new
+  query runs on the filled cache slots only, as two batched matmuls (``attend_one_query``, also
+  the eager cached path), faster than SDPA's CPU kernels for a single query. If compilation fails
+  the eager step is used.
 
 The logit filters (``top_k_filter``, ``top_p_filter``, ``apply_repetition_penalty``) are plain
 functions so they can be tested, and reused, on their own.
@@ -59,9 +61,7 @@ class GPTConfig:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"GPTConfig.{name} = {getattr(self, name)}; expected a positive integer")
         if self.n_embd % self.n_head:
-            raise ConfigError(
-                f"GPTConfig.n_embd = {self.n_embd} is not divisible by n_head = {self.n_head}"
-            )
+            raise ConfigError(f"GPTConfig.n_embd = {self.n_embd} is not divisible by n_head = {self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GPTConfig.dropout = {self.dropout}; expected a value in [0, 1)")
 
