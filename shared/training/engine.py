@@ -62,7 +62,8 @@ from genforge.training.progress import progress_bar
 from genforge.training.state import read_trainer_state, write_trainer_state
 
 STATE_FILE = "trainer_state.safetensors"
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "linear")
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass
@@ -78,8 +79,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
-    lr_schedule: str = "constant"  # "constant" | "cosine" (to zero at the last step)
+    lr_schedule: str = "constant"  # "constant" | "cosine" | "linear" (both to zero at the last step)
     warmup_steps: int = 0
+    # "adamw" (every parameter) | "muon": torch.optim.Muon (lr ``muon_lr``, momentum ``muon_momentum``) on
+    # the 2-D weights of nn.Linear layers that are not an embedding (a tied head stays with AdamW), AdamW
+    # (``lr``) on the rest, as modded-nanogpt; not on the adversarial (GAN) path. The schedule scales both.
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
     val_every: int | None = 200  # also validated once at the end when val_data is given
     patience: int | None = None  # early stopping: validations without improvement
     seed: int = 0
@@ -128,6 +135,11 @@ def _check_config(cfg: TrainConfig) -> None:
     positive("checkpoint_seconds", allow_none=True)
     if cfg.epochs is None:
         positive("max_steps")
+    positive("muon_lr")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"TrainConfig.optimizer={cfg.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+    if not 0.0 <= cfg.muon_momentum < 1.0:
+        raise ConfigError(f"TrainConfig.muon_momentum={cfg.muon_momentum!r}: expected a number in [0, 1)")
     if cfg.lr_schedule not in SCHEDULES:
         raise ConfigError(
             f"TrainConfig.lr_schedule={cfg.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}"
@@ -266,9 +278,33 @@ class _LossModule(nn.Module):
         return self.model.training_loss(batch)
 
 
-def _adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _muon_params(model: nn.Module) -> list[nn.Parameter]:
+    """The hidden matrices Muon updates: 2-D weights of nn.Linear layers that are no embedding's weight."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return [
+        m.weight
+        for m in model.modules()
+        if isinstance(m, nn.Linear) and m.weight.requires_grad and id(m.weight) not in embeddings
+    ]
+
+
+def _likelihood_optimizers(
+    model: nn.Module, cfg: TrainConfig
+) -> tuple[list[torch.optim.Optimizer], list[float]]:
+    """AdamW alone, or (optimizer "muon") AdamW on the rest and Muon on the hidden matrices; base lrs."""
+    if cfg.optimizer != "muon":
+        return [_adamw(model, cfg)], [cfg.lr]
+    hidden = _muon_params(model)
+    if not hidden:
+        raise ConfigError("TrainConfig.optimizer='muon': the model has no nn.Linear weights for Muon")
+    skip = {id(p) for p in hidden}
+    muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay, momentum=cfg.muon_momentum)
+    return [_adamw(model, cfg, skip), muon], [cfg.lr, cfg.muon_lr]
+
+
+def _adamw(model: nn.Module, cfg: TrainConfig, skip: set[int] | None = None) -> torch.optim.Optimizer:
     """AdamW; weight decay only on matrices/kernels (not biases, norms), as is usual."""
-    params = _trainable(model)
+    params = [p for p in _trainable(model) if id(p) not in (skip or set())]
     decay = [p for p in params if p.ndim >= 2]
     other = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
@@ -308,6 +344,8 @@ def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     if cfg.lr_schedule == "cosine":
         progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if cfg.lr_schedule == "linear":
+        return 1.0 - min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
     return 1.0
 
 
@@ -397,8 +435,7 @@ class _Run:
             self.optimizers = [_adam(p, lr, cfg) for p, lr in zip(self.players, self.base_lrs, strict=True)]
         else:
             self.players = [_trainable(model)]
-            self.base_lrs = [cfg.lr]
-            self.optimizers = [_adamw(model, cfg)]
+            self.optimizers, self.base_lrs = _likelihood_optimizers(model, cfg)
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
 
         self.step, self.history = 0, []
@@ -515,14 +552,18 @@ class _Run:
 
     def _update(self, loss: torch.Tensor, player: int) -> None:
         """Backward, gradient averaging across ranks (GAN path), clipping, optimizer step."""
-        opt, params = self.optimizers[player], self.players[player]
-        opt.zero_grad(set_to_none=True)
+        params = self.players[player]
+        # the likelihood path may hold two optimizers (AdamW + Muon) over one parameter list
+        opts = [self.optimizers[player]] if self.adversarial else self.optimizers
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.adversarial:
             _sync_grads(params)
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        opt.step()
+        for opt in opts:
+            opt.step()
 
     def _entry(self, sums: dict[str, torch.Tensor], n: int) -> dict[str, float]:
         """A history row: step, lr and the mean of each logged term since the previous row."""

@@ -39,6 +39,10 @@ def train_gpt(est: Any, vocab_size: int, ids: torch.Tensor, **train_fields: Any)
         lr=est.lr,
         weight_decay=est.weight_decay,
         warmup_steps=est.warmup_steps,
+        # opt-in optimiser / schedule (TextGenerator has them; an estimator without them keeps nanoGPT's)
+        optimizer=getattr(est, "optimizer", "adamw"),
+        muon_lr=getattr(est, "muon_lr", 0.02),
+        lr_schedule=getattr(est, "lr_schedule", "cosine"),
         seed=est.seed,
         progress=est.progress,
         device=est.device,

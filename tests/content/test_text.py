@@ -165,3 +165,48 @@ def test_cli_train_resume_generate_batch(tmp_path, capsys):
     )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["prompt"] for r in rows] == ["Dear", "The quick"] and all(len(r["text"]) > 0 for r in rows)
+
+
+def test_muon_option_trains_hidden_matrices_only():
+    """optimizer='muon' (opt-in): Muon gets the hidden nn.Linear weights, never the tied embedding/head,
+    and the tiny model still learns; an unknown optimizer name is refused before any work."""
+    from genforge.errors import ConfigError
+    from genforge.models.transformer import GPT, GPTConfig
+    from genforge.training import TrainConfig
+    from genforge.training.engine import _likelihood_optimizers
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, bias=False))
+    cfg = TrainConfig(optimizer="muon", muon_lr=0.02, lr=1e-3, progress=False, device="cpu")
+    (adamw, muon), lrs = _likelihood_optimizers(gpt, cfg)
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    in_adamw = {id(p) for g in adamw.param_groups for p in g["params"]}
+    assert id(gpt.wte.weight) in in_adamw and id(gpt.wte.weight) not in in_muon
+    assert not in_muon & in_adamw and len(in_muon | in_adamw) == len(list(gpt.parameters()))
+    assert all(p.ndim == 2 for g in muon.param_groups for p in g["params"]) and lrs == [1e-3, 0.02]
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="sgd")
+
+    est = TextGenerator(max_steps=60, lr=3e-3, warmup_steps=5, optimizer="muon", lr_schedule="linear", **TINY)
+    est.fit(TEXT)
+    first = est.history_[0]["loss"]
+    assert est.history_[-1]["loss"] < first - 1.0
+
+
+def test_muon_run_checkpoints_and_resumes(tmp_path):
+    """The two-optimizer state (AdamW + Muon) is written and read back: a finished run refits as a no-op."""
+    from genforge.training import TrainConfig
+    from genforge.training.engine import _lr_factor
+    from genforge.training.state import read_trainer_state
+
+    cfg = TrainConfig(lr_schedule="linear", warmup_steps=10, progress=False)
+    assert [_lr_factor(s, 110, cfg) for s in (0, 9, 10, 60, 110)] == [0.1, 1.0, 1.0, 0.5, 0.0]
+    kw = dict(max_steps=12, warmup_steps=2, optimizer="muon", **TINY)
+    a = TextGenerator(**kw).fit(TEXT, out_dir=tmp_path)
+    (state_file,) = tmp_path.rglob("trainer_state.safetensors")
+    adamw_state, muon_state = read_trainer_state(state_file)["optimizers"]
+    assert all("momentum_buffer" in v for v in muon_state["state"].values()) and muon_state["state"]
+    assert all("exp_avg_sq" in v for v in adamw_state["state"].values())
+    b = TextGenerator(**kw).fit(TEXT, out_dir=tmp_path)
+    for (name, p), q in zip(a.model_.state_dict().items(), b.model_.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
