@@ -189,7 +189,7 @@ def train_sprites(
     size: int = typer.Option(32, "--size", help="Sprite side in pixels"),
     kind: str = typer.Option("diffusion", "--kind", help="diffusion (classifier-free guidance) or vae"),
     max_steps: int = typer.Option(1500, "--max-steps"),
-    guidance: float = typer.Option(3.0, "--guidance", help="Guidance scale of the diffusion model "
+    guidance: float = typer.Option(1.0, "--guidance", help="Guidance scale of the diffusion model "
                                    "(chosen on validation samples in docs/results/games.md)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:

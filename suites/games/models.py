@@ -15,13 +15,14 @@ window's element counts — enemies, pipes, gaps, coins — so a designer can as
 - **blending** (``blend={"kid_icarus": 0.3}``): each window's latent is ``(1 - w) z_a + w z_b`` with
   ``z_a``, ``z_b`` the posterior means of random training windows of the first game and of the named one.
 - **interpolation** (:meth:`interpolate`): windows decoded along the line between two windows' latents.
-- **decoding** (``decoding="columns"``, the default): every column of a decoded window is one seen in
-  training, and the columns form a chain scored by the decoder's log-likelihood of each whole column plus
-  ``column_weight`` x a smoothed training column-bigram, sampled at ``temperature`` (0 = Viterbi); at a
-  seam the chain continues from the level's last column. Pipes, gaps and stairs so stay whole, which the
-  tile-by-tile sampling (``decoding="tiles"``, the earlier default) broke: it reached 91% / 89% playable
-  only with the A* latent search. ``evaluate.choose_temperature`` picks T on validation segments against
-  the training levels (no agent). ``generate(playable=False)`` is the raw model, the figure reported.
+- **decoding**: tiles drawn from the categorical likelihood at ``temperature`` (``decoding="tiles"``, the
+  default; 0 = argmax), or ``decoding="columns"``: every column one seen in training, chained by the
+  decoder's log-likelihood of each whole column plus ``column_weight`` x a smoothed training column
+  bigram, no chasm wider than training's, continuing from the level's last column at a seam. On 200 SMB
+  segments (docs/results/games.md) columns lowered TPKL (2x2 0.156 -> 0.124) but also raw playability
+  (A* 0.895 -> 0.85) and count control, so tiles stay the default. ``evaluate.choose_temperature`` picks
+  T on validation segments against the training levels (no agent). ``generate(playable=False)`` is the
+  raw model; the default ``playable=True`` adds the A* latent search at the seams (a product option).
 """
 
 from __future__ import annotations
@@ -87,6 +88,24 @@ def column_table(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return columns.astype(np.int64), counts
 
 
+def gap_columns(columns: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """Which columns (codes [K, height]) are chasm columns: nothing to stand on in any row."""
+    standable = vocab.index("solid") + vocab.index("solidtop")
+    return ~np.isin(columns, standable).any(1)
+
+
+def longest_gap(windows: np.ndarray, vocab: Vocabulary) -> int:
+    """The longest run of chasm columns inside the training windows (the chain never makes a longer one;
+    6 in the 15 SMB levels)."""
+    gap = ~np.isin(windows, vocab.index("solid") + vocab.index("solidtop")).any(1)  # [N, W]
+    run = np.zeros(len(gap), np.int64)
+    best = 0
+    for j in range(gap.shape[1]):
+        run = np.where(gap[:, j], run + 1, 0)
+        best = max(best, int(run.max()))
+    return best
+
+
 def _unigram_logp(bigrams: np.ndarray) -> np.ndarray:
     p = bigrams.sum(0) + bigrams.sum(1) + 1e-3
     return np.log(p / p.sum()).astype(np.float32)
@@ -117,8 +136,9 @@ class LevelVAE(SuiteEstimator):
     def __init__(self, height: int = 14, width: int = 16, latent_dim: int = 32,
                  hidden: tuple[int, ...] = (64, 128), beta: float = 1.0, condition_counts: bool = True,
                  max_steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, overlap: int = 2,
-                 candidates: int = 16, temperature: float = 1.0, decoding: str = "columns",
-                 column_weight: float = 1.0, seed: int = 0, progress: bool = False, device: str = "auto"):
+                 candidates: int = 16, temperature: float = 1.0, decoding: str = "tiles",
+                 column_weight: float = 1.0, limit_gaps: bool = True, seed: int = 0, progress: bool = False,
+                 device: str = "auto"):
         self.height = height
         self.width = width
         self.latent_dim = latent_dim
@@ -133,6 +153,7 @@ class LevelVAE(SuiteEstimator):
         self.temperature = temperature
         self.decoding = decoding
         self.column_weight = column_weight
+        self.limit_gaps = limit_gaps
         self.seed = seed
         self.progress = progress
         self.device = device
@@ -193,6 +214,7 @@ class LevelVAE(SuiteEstimator):
         self.train_counts_ = counts[keep]
         self.train_game_ = game[keep]
         self.columns_, self.column_bigrams_ = column_table(x)
+        self.max_gap_ = longest_gap(x, vocab) if self.limit_gaps else None
         self.latents_ = self.encode(x[keep])
         self.n_windows_ = int(len(x))
         return self
@@ -259,13 +281,13 @@ class LevelVAE(SuiteEstimator):
         return self._tiles(self._logits(z, counts), z)
 
     def _tiles(self, logits: torch.Tensor, z: np.ndarray, prev: np.ndarray | None = None,
-               start: int = 0) -> np.ndarray:
+               start: int = 0, run: int = 0) -> np.ndarray:
         """Windows (codes) from decoder logits [N, tiles, H, W]; ``prev`` (a column of codes) is the column
-        left of the window, which the column decoding continues from; columns before ``start`` are not
-        constrained (they are cut off at a seam) and are taken by argmax."""
+        left of the window, which the column decoding continues from, ``run`` the gap columns that end
+        the level so far; columns before ``start`` are not constrained (they are cut off at a seam)."""
         g = torch.Generator().manual_seed(int(np.abs(z).sum() * 1e6) % (2**31))
         if self.decoding == "columns" and getattr(self, "columns_", None) is not None:
-            return self._column_tiles(logits, g, prev, start)
+            return self._column_tiles(logits, g, prev, start, run)
         if self.temperature <= 0:
             return to_numpy(logits.argmax(1))
         probs = torch.softmax(logits.float().cpu() / self.temperature, 1).movedim(1, -1)
@@ -273,46 +295,80 @@ class LevelVAE(SuiteEstimator):
         return flat.reshape(probs.shape[:-1]).numpy()
 
     def _column_tiles(self, logits: torch.Tensor, g: torch.Generator, prev: np.ndarray | None,
-                      start: int) -> np.ndarray:
+                      start: int, run: int = 0) -> np.ndarray:
         """Column-constrained decoding: every column is one seen in training, and the window's columns are
         a chain scored by the decoder's log-likelihood of each column plus ``column_weight`` x the log of
         a smoothed training column-bigram, sampled (forward filtering, backward sampling) at
-        ``temperature`` (0: the best chain, Viterbi)."""
+        ``temperature`` (0: the best chain, Viterbi). With ``max_gap_`` the chain's state also counts the
+        chasm columns in a row (``run`` before the window): no chasm wider than training's is drawn."""
         cols = torch.from_numpy(self.columns_)  # [K, H]
         logp = torch.log_softmax(logits.float().cpu(), 1)  # [N, T, H, W]
         n, _, h, w = logp.shape
+        k = len(cols)
         rows = torch.arange(h)
         # emission[n, j, k] = sum_r logp[n, cols[k, r], r, j]
-        emit = logp[:, cols, rows[None, :], :].sum(2).permute(0, 2, 1)  # [N, W, K]
-        trans = torch.from_numpy(_bigram_logp(self.column_bigrams_)) * self.column_weight  # [K, K]
+        emit = logp[:, cols, rows[None, :], :].sum(2).permute(0, 2, 1).double()  # [N, W, K]
+        trans = torch.from_numpy(_bigram_logp(self.column_bigrams_)).double() * self.column_weight
+        uni = torch.from_numpy(_unigram_logp(self.column_bigrams_)).double() * self.column_weight
         if prev is not None:
             hit = np.flatnonzero((self.columns_ == np.asarray(prev)[None, :]).all(1))
-            init = trans[hit[0]] if len(hit) else torch.from_numpy(_unigram_logp(self.column_bigrams_))
+            init = trans[hit[0]] if len(hit) else uni
         else:
-            init = torch.from_numpy(_unigram_logp(self.column_bigrams_)) * self.column_weight
-        t = max(self.temperature, 1e-6) if self.temperature > 0 else 1.0
+            init = uni
+        limit = getattr(self, "max_gap_", None)
+        r_max = int(limit) if limit else int(run) + w  # run states 0..r_max
+        gap = torch.from_numpy(gap_columns(self.columns_, self.vocab_))
+        t = self.temperature if self.temperature > 0 else 1.0
         emit, trans, init = emit / t, trans / t, init / t
-        span = range(start, w)
-        alphas = [init[None, :] + emit[:, start]]
+        neg = torch.tensor(float("-inf"), dtype=torch.float64)
+
+        def spread(score: torch.Tensor, runs_before: torch.Tensor) -> torch.Tensor:
+            """[N, K] scores of the next column given a run before it [N] -> [N, R+1, K] by run state."""
+            out = torch.full((score.shape[0], r_max + 1, k), float("-inf"), dtype=torch.float64)
+            out[:, 0] = torch.where(gap, neg, score)
+            nxt = (runs_before + 1).clamp(max=r_max + 1)
+            ok = nxt <= r_max
+            idx = torch.nonzero(ok).flatten()
+            out[idx, nxt[idx]] = torch.where(gap, score[idx], neg)
+            return out
+
+        alphas = [spread(init[None, :] + emit[:, start], torch.full((n,), int(run)))]
         exp_trans = trans.exp()
-        for j in span[1:]:
-            a = alphas[-1]
+        for j in range(start + 1, w):
+            a = alphas[-1]  # [N, R+1, K]
             if self.temperature <= 0:
-                reduce = (a[:, :, None] + trans[None]).amax(1)  # [N, K]: best previous column
-            else:  # logsumexp over the previous column as a matrix product
-                top = a.amax(1, keepdim=True)
-                reduce = ((a - top).exp() @ exp_trans).clamp_min(1e-30).log() + top
-            alphas.append(reduce + emit[:, j])
-        picks = [None] * len(alphas)
-        for i in range(len(alphas) - 1, -1, -1):
-            score = alphas[i] if i == len(alphas) - 1 else alphas[i] + trans[:, picks[i + 1]].T
-            if self.temperature <= 0:
-                picks[i] = score.argmax(1)
+                best = (a.amax(1)[:, :, None] + trans[None]).amax(1)  # any run -> non-gap column
+                step = (a[:, :, :, None] + trans[None, None]).amax(2)  # run r -> gap column at r + 1
             else:
-                picks[i] = torch.multinomial(torch.softmax(score, 1), 1, generator=g)[:, 0]
+                top = a.amax((1, 2), keepdim=True).clamp_min(-1e300)
+                ea = (a - top).exp()
+                best = (ea.sum(1) @ exp_trans).clamp_min(1e-300).log() + top[:, 0]
+                step = (ea @ exp_trans).clamp_min(1e-300).log() + top
+            new = torch.full_like(a, float("-inf"))
+            new[:, 0] = torch.where(gap, neg, best)
+            new[:, 1:] = torch.where(gap, step[:, :-1], neg)
+            alphas.append(new + emit[:, j][:, None, :])
+        picks_k, picks_r = [None] * len(alphas), [None] * len(alphas)
+        for i in range(len(alphas) - 1, -1, -1):
+            score = alphas[i].clone()  # [N, R+1, K]
+            if i < len(alphas) - 1:
+                score = score + trans[:, picks_k[i + 1]].T[:, None, :]
+                nk, nr = picks_k[i + 1], picks_r[i + 1]
+                # a gap column at run r came from run r - 1; a non-gap column from any run
+                fixed = gap[nk]
+                mask = torch.ones_like(score, dtype=torch.bool)
+                runs = torch.arange(r_max + 1)[None, :]
+                mask[fixed] = (runs == (nr[fixed] - 1)[:, None])[:, :, None].expand(-1, -1, k)
+                score = score.masked_fill(~mask, float("-inf"))
+            flat = score.reshape(n, -1)
+            if self.temperature <= 0:
+                choice = flat.argmax(1)
+            else:
+                choice = torch.multinomial(torch.softmax(flat, 1).float(), 1, generator=g)[:, 0]
+            picks_r[i], picks_k[i] = choice // k, choice % k
         out = logp.argmax(1).numpy()
-        for i, j in enumerate(span):
-            out[:, :, j] = self.columns_[picks[i].numpy()]
+        for i, j in enumerate(range(start, w)):
+            out[:, :, j] = self.columns_[picks_k[i].numpy()]
         return out
 
     # ------------------------------------------------------------------ generation
@@ -357,7 +413,7 @@ class LevelVAE(SuiteEstimator):
             logp = torch.log_softmax(logits[:, :, :, : self.overlap], 1)
             tail = torch.as_tensor(level[:, -self.overlap:], device=logp.device)
             score = logp.gather(1, tail.expand(m, -1, -1).unsqueeze(1)).sum((1, 2, 3))
-            grids = self._tiles(logits, z, prev=level[:, -1], start=self.overlap)
+            grids = self._tiles(logits, z, prev=level[:, -1], start=self.overlap, run=self._run(level))
             if counts:
                 cols = [COUNT_NAMES.index(k) for k in counts]
                 err = np.abs(count_matrix(grids, self.vocab_)[:, cols] - want[:, cols]).sum(1)
@@ -375,6 +431,16 @@ class LevelVAE(SuiteEstimator):
         codes = level[:, :width]
         return Level(grid=self.vocab_.decode(codes), legend=dict(legend), name=name,
                      game="+".join(self.games_) if blend else self.games_[0])
+
+    def _run(self, level: np.ndarray) -> int:
+        """Chasm columns that end ``level`` (codes)."""
+        gap = gap_columns(level.T, self.vocab_)
+        run = 0
+        for g in gap[::-1]:
+            if not g:
+                break
+            run += 1
+        return run
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 8) -> np.ndarray:
         """Windows decoded along the straight line between the latents of windows ``a`` and ``b``."""
@@ -395,7 +461,7 @@ class LevelVAE(SuiteEstimator):
     def _get_state(self) -> dict[str, Any]:
         return {"games": self.games_, "chars": self.vocab_.chars, "legend": self.vocab_.legend,
                 "aliases": self.vocab_.aliases, "count_scale": self.count_scale_.tolist(),
-                "n_windows": self.n_windows_}
+                "n_windows": self.n_windows_, "max_gap": getattr(self, "max_gap_", None)}
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
         self.games_ = list(state["games"])
@@ -403,6 +469,7 @@ class LevelVAE(SuiteEstimator):
         self.vocab_ = Vocabulary(chars=state["chars"], legend=legend, aliases=dict(state["aliases"]))
         self.count_scale_ = np.asarray(state["count_scale"], np.float32)
         self.n_windows_ = int(state["n_windows"])
+        self.max_gap_ = state.get("max_gap")
         arrays = self._load_arrays(Path(directory) / ARRAYS_FILE)
         self.train_counts_ = arrays["train_counts"]
         self.train_game_ = arrays["train_game"]

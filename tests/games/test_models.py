@@ -15,34 +15,42 @@ def fitted(rule_train):
 
 
 def test_learning_lowers_tile_pattern_kl(rule_train, fitted):
-    # the network itself learns: decode tile by tile (column decoding would hide an untrained decoder
-    # behind the training columns and their bigrams)
-    untrained = LevelVAE(max_steps=1, hidden=(16, 32), latent_dim=8, batch_size=32,
-                         decoding="tiles").fit(rule_train)
+    # decoded tile by tile (the default): column decoding would hide an untrained decoder behind the
+    # training columns and their bigrams
+    untrained = LevelVAE(max_steps=1, hidden=(16, 32), latent_dim=8, batch_size=32).fit(rule_train)
     real = [fitted.vocab_.encode(lv.grid) for lv in rule_train]
     before = tpkl(real, list(untrained.sample_windows(64, seed=1)), 2)
-    fitted.decoding = "tiles"
-    try:
-        after = tpkl(real, list(fitted.sample_windows(64, seed=1)), 2)
-    finally:
-        fitted.decoding = "columns"
+    after = tpkl(real, list(fitted.sample_windows(64, seed=1)), 2)
     assert after < 0.5 * before, (before, after)
 
 
-def test_column_decoding_uses_training_columns_and_continues_a_column(rule_train, fitted):
+def test_column_decoding_uses_training_columns_and_limits_chasms(rule_train, fitted):
+    from genforge.games.models import gap_columns
+
     train_cols = {tuple(c) for c in fitted.columns_}
-    windows = fitted.sample_windows(16, seed=4)
-    assert all(tuple(col) in train_cols for w in windows for col in w.T)
-    # Viterbi (temperature 0) is deterministic; the chain starts from the given left column
-    z = np.random.default_rng(1).standard_normal((4, fitted.latent_dim)).astype(np.float32)
-    logits = fitted._logits(z, fitted.train_counts_[:4])
-    fitted.temperature = 0.0
+    fitted.decoding = "columns"
     try:
+        windows = fitted.sample_windows(16, seed=4)
+        level = fitted.generate(1, width=80, seed=3, playable=False)[0]
+        # Viterbi (temperature 0) is deterministic; the chain starts from the given left column
+        z = np.random.default_rng(1).standard_normal((4, fitted.latent_dim)).astype(np.float32)
+        logits = fitted._logits(z, fitted.train_counts_[:4])
+        fitted.temperature = 0.0
         a = fitted._tiles(logits, z, prev=fitted.columns_[0], start=2)
         b = fitted._tiles(logits, z, prev=fitted.columns_[0], start=2)
+        # a level that already ends in the longest chasm allowed may not widen it
+        fitted.temperature = 5.0
+        c = fitted._tiles(logits, z, prev=fitted.columns_[0], start=2, run=fitted.max_gap_)
     finally:
-        fitted.temperature = 1.0
+        fitted.decoding, fitted.temperature = "tiles", 1.0
+    assert all(tuple(col) in train_cols for w in windows for col in w.T)
+    codes = fitted.vocab_.encode(level.grid)
+    assert all(tuple(col) in train_cols for col in codes.T)
+    chasm = gap_columns(codes.T, fitted.vocab_)
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, chasm.astype(int), 0])))[::2] if chasm.any() else [0]
+    assert max(runs) <= fitted.max_gap_
     assert np.array_equal(a, b) and all(tuple(col) in train_cols for w in a for col in w[:, 2:].T)
+    assert not gap_columns(c[:, :, 2], fitted.vocab_).any()
     with pytest.raises(DataError, match="decoding='pixels': expected one of columns, tiles"):
         LevelVAE(decoding="pixels", max_steps=1).fit(rule_train)
 
