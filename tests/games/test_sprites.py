@@ -74,7 +74,9 @@ def test_balanced_indices_repeat_rare_classes():
     assert set(idx[labels[idx] == 0]) == {0, 1, 2}
 
 
-def test_sprite_diffusion_learns_and_outputs_pixel_art(small):
+def test_sprite_diffusion_learns_and_outputs_pixel_art(small, tmp_path):
+    from genforge.games.sprites import load_sprite_model
+
     images, labels, names = small
     model = SpriteDiffusion(size=16, base_channels=8, channel_mults=(1, 2), max_steps=60, batch_size=16,
                             sample_steps=4, palette_size=8, ema_decay=None, lr=2e-3)
@@ -88,6 +90,13 @@ def test_sprite_diffusion_learns_and_outputs_pixel_art(small):
     assert np.array_equal(out, model.sample(3, "enemies", seed=2, guidance_scale=2.0))
     with pytest.raises(DataError, match="expected one of enemies, items"):
         model.sample(1, "bosses")
+    model.save(tmp_path / "diffusion")
+    again = load_sprite_model(tmp_path / "diffusion")
+    assert isinstance(again, SpriteDiffusion)
+    assert np.array_equal(again.sample(3, "enemies", seed=2, guidance_scale=2.0), out)
+    vae = SpriteVAE(size=16, hidden=(8, 16), latent_dim=4, max_steps=2).fit(images, labels, names)
+    vae.save(tmp_path / "vae")
+    assert isinstance(load_sprite_model(tmp_path / "vae"), SpriteVAE)
 
 
 def test_guidance_is_the_smallest_scale_near_the_best_validation_accuracy(small):
