@@ -478,9 +478,9 @@ class LevelVAE(SuiteEstimator):
         self.column_bigrams_ = arrays.get("column_bigrams")
 
     def _save_files(self, directory: Path) -> None:
-        self._save_arrays(directory / ARRAYS_FILE, {"train_counts": self.train_counts_,
-                                                    "train_game": self.train_game_,
-                                                    "latents": self.latents_,
-                                                    "columns": self.columns_,
-                                                    "column_bigrams": self.column_bigrams_})
+        arrays = {"train_counts": self.train_counts_, "train_game": self.train_game_,
+                  "latents": self.latents_}
+        if getattr(self, "columns_", None) is not None:  # absent in models saved before column decoding
+            arrays.update(columns=self.columns_, column_bigrams=self.column_bigrams_)
+        self._save_arrays(directory / ARRAYS_FILE, arrays)
 

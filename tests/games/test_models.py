@@ -108,6 +108,12 @@ def test_save_load_keeps_generation(fitted, tmp_path):
     a = fitted.generate(1, width=40, seed=5)[0].grid
     b = loaded.generate(1, width=40, seed=5)[0].grid
     assert np.array_equal(a, b)
+    assert np.array_equal(loaded.columns_, fitted.columns_) and loaded.max_gap_ == fitted.max_gap_
+    # a model saved before column decoding existed (no column table) still loads, saves and generates
+    loaded.columns_ = loaded.column_bigrams_ = None
+    loaded.save(tmp_path / "old")
+    old = LevelVAE.load(tmp_path / "old")
+    assert old.columns_ is None and np.array_equal(old.generate(1, width=40, seed=5)[0].grid, a)
 
 
 def test_temperature_samples_tiles_reproducibly(fitted):
