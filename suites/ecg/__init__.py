@@ -1,4 +1,4 @@
-"""genforge.ecg: heartbeat anomaly detection on ECG recordings with a VAE (the first industry suite).
+"""genforge.ecg: heartbeat anomaly detection on ECG recordings, explained by a VAE (the first industry suite).
 
 Public API (imported lazily, so ``import genforge.ecg`` and the ``genforge`` CLI start fast)::
 
@@ -22,7 +22,7 @@ from genforge.suite import Suite
 SUITE = Suite(
     name="ecg",
     title="ECG anomalies",
-    summary="abnormal heartbeats in long WFDB/CSV recordings, found and explained by a VAE",
+    summary="abnormal heartbeats in long WFDB/CSV recordings: shape and RR timing, explained by a VAE",
     cli="genforge.ecg.cli:app",
     demo="genforge.ecg.cli:run_demo",
     estimators=("genforge.ecg.models:ECGAnomalyDetector",),

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 app = typer.Typer(
-    help="ECG: find abnormal heartbeats in long recordings (VAE + RR timing).",
+    help="ECG: find abnormal heartbeats in long recordings (beat shape + RR timing; a VAE explains).",
     no_args_is_help=True,
     add_completion=False,
 )
