@@ -188,8 +188,8 @@ def train_sprites(
                               "per class (default: the Kenney sprites bundled in arcade)"),
     size: int = typer.Option(32, "--size", help="Sprite side in pixels"),
     kind: str = typer.Option("diffusion", "--kind", help="diffusion (classifier-free guidance) or vae"),
-    max_steps: int = typer.Option(1500, "--max-steps"),
-    guidance: float = typer.Option(1.0, "--guidance", help="Guidance scale of the diffusion model "
+    max_steps: int = typer.Option(2200, "--max-steps"),
+    guidance: float = typer.Option(2.0, "--guidance", help="Guidance scale of the diffusion model "
                                    "(chosen on validation samples in docs/results/games.md)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
