@@ -37,7 +37,7 @@ def _demo_model():
 
 @st.cache_resource(show_spinner="loading the sprite model ...")
 def _sprite_model(model_dir: str, stamp: float):
-    from genforge.games.sprites import load_sprite_model
+    from genforge.games import load_sprite_model
 
     return load_sprite_model(model_dir)
 

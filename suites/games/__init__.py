@@ -61,6 +61,7 @@ _LAZY = {
     "run_evaluation": "genforge.games.evaluate:evaluate",
     "SpriteVAE": "genforge.games.sprites",
     "SpriteDiffusion": "genforge.games.sprites",
+    "load_sprite_model": "genforge.games.sprites",
     "kenney_sprites": "genforge.games.sprites",
     "read_sprite_folder": "genforge.games.sprites",
     "sprite_sheet": "genforge.games.sprites",
