@@ -156,6 +156,9 @@ def main() -> None:
             tps = tokens / sorted(times[name])[len(times[name]) // 2]
             entry[f"{name}_tokens_per_s"] = tps
             entry[f"{name}_ratio_vs_hf"] = ratio
+            entry[f"{name}_round_ratios"] = [
+                h / o for o, h in zip(times[name], times["hf"], strict=True)
+            ]  # the spread behind the median (the machine is shared)
             rows.append(
                 {
                     "batch": batch,
