@@ -144,7 +144,49 @@ def load_sprite_model(directory: str | os.PathLike[str]) -> SpriteDiffusion | Sp
     return SpriteVAE.load(directory) if name == "SpriteVAE" else SpriteDiffusion.load(directory)
 
 
-class SpriteVAE(SuiteEstimator):
+class _SpriteEstimator(SuiteEstimator):
+    """What every sprite generator shares: the input checks, class names, the learned palette and
+    its checkpoint file. Subclasses set ``size``, ``palette_size`` and ``seed``."""
+
+    def _prepare(self, images: np.ndarray, labels: np.ndarray,
+                 class_names: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Checked float images and integer labels; sets ``classes_`` and ``palette_``."""
+        images = np.asarray(images, np.float32)
+        labels = np.asarray(labels, np.int64)
+        if images.ndim != 4 or images.shape[1:] != (4, self.size, self.size):
+            raise DataError(
+                f"images: shape {list(images.shape)}; expected [N, 4, {self.size}, {self.size}] RGBA"
+            )
+        if len(labels) != len(images):
+            raise DataError(f"labels: {len(labels)} given for {len(images)} images; expected one per image")
+        n_classes = int(labels.max()) + 1
+        self.classes_ = list(class_names) if class_names else [str(i) for i in range(n_classes)]
+        if len(self.classes_) < n_classes:
+            raise DataError(f"class_names: {len(self.classes_)} names for {n_classes} classes")
+        self.palette_ = learn_palette(images, self.palette_size, self.seed)
+        return images, labels
+
+    def _class_index(self, name: str | int) -> int:
+        if isinstance(name, int | np.integer):
+            if not 0 <= int(name) < len(self.classes_):
+                raise DataError(f"class {name}: expected an index below {len(self.classes_)}")
+            return int(name)
+        if name not in self.classes_:
+            raise DataError(f"class {name!r}: expected one of {', '.join(self.classes_)}")
+        return self.classes_.index(name)
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"classes": self.classes_}
+
+    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
+        self.classes_ = list(state["classes"])
+        self.palette_ = self._load_arrays(Path(directory) / PALETTE_FILE)["palette"]
+
+    def _save_files(self, directory: Path) -> None:
+        self._save_arrays(directory / PALETTE_FILE, {"palette": self.palette_})
+
+
+class SpriteVAE(_SpriteEstimator):
     """Class-conditional sprite generator on the core VAE (see the module docstring)."""
 
     state_version: ClassVar[int] = 1
@@ -179,19 +221,7 @@ class SpriteVAE(SuiteEstimator):
         from genforge.devices import pick_device
         from genforge.training import TrainConfig, Trainer
 
-        images = np.asarray(images, np.float32)
-        labels = np.asarray(labels, np.int64)
-        if images.ndim != 4 or images.shape[1:] != (4, self.size, self.size):
-            raise DataError(
-                f"images: shape {list(images.shape)}; expected [N, 4, {self.size}, {self.size}] RGBA"
-            )
-        if len(labels) != len(images):
-            raise DataError(f"labels: {len(labels)} given for {len(images)} images; expected one per image")
-        n_classes = int(labels.max()) + 1
-        self.classes_ = list(class_names) if class_names else [str(i) for i in range(n_classes)]
-        if len(self.classes_) < n_classes:
-            raise DataError(f"class_names: {len(self.classes_)} names for {n_classes} classes")
-        self.palette_ = learn_palette(images, self.palette_size, self.seed)
+        images, labels = self._prepare(images, labels, class_names)
         device = pick_device(self.device)
         torch.manual_seed(self.seed)
         model = VAE(VAEConfig(kind="conv2d", in_channels=4, image_size=(self.size, self.size),
@@ -205,13 +235,6 @@ class SpriteVAE(SuiteEstimator):
         self.model_ = model.to(device).eval()
         return self
 
-    def _class_index(self, name: str | int) -> int:
-        if isinstance(name, int | np.integer):
-            return int(name)
-        if name not in self.classes_:
-            raise DataError(f"class {name!r}: expected one of {', '.join(self.classes_)}")
-        return self.classes_.index(name)
-
     @torch.no_grad()
     def sample(self, n: int, class_name: str | int, seed: int = 0, raw: bool = False) -> np.ndarray:
         """``n`` sprites [n, 4, size, size] of a class: palette-quantised with hard alpha (``raw``: not)."""
@@ -223,16 +246,6 @@ class SpriteVAE(SuiteEstimator):
         cond[:, idx] = 1.0
         images = to_numpy(torch.sigmoid(self.model_.decode(z, cond)))
         return images if raw else quantise(images, self.palette_)
-
-    def _get_state(self) -> dict[str, Any]:
-        return {"classes": self.classes_}
-
-    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
-        self.classes_ = list(state["classes"])
-        self.palette_ = self._load_arrays(Path(directory) / PALETTE_FILE)["palette"]
-
-    def _save_files(self, directory: Path) -> None:
-        self._save_arrays(directory / PALETTE_FILE, {"palette": self.palette_})
 
 
 def balanced_indices(labels: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -246,7 +259,7 @@ def balanced_indices(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return rng.permutation(np.concatenate(parts))
 
 
-class SpriteDiffusion(SuiteEstimator):
+class SpriteDiffusion(_SpriteEstimator):
     """Class-conditional sprite diffusion with classifier-free guidance (core :class:`genforge.Diffusion`).
 
     The UNet sees RGBA scaled to [-1, 1]; the class is a label embedding, dropped with probability
@@ -296,19 +309,7 @@ class SpriteDiffusion(SuiteEstimator):
         from genforge.devices import pick_device
         from genforge.training import TrainConfig, Trainer
 
-        images = np.asarray(images, np.float32)
-        labels = np.asarray(labels, np.int64)
-        if images.ndim != 4 or images.shape[1:] != (4, self.size, self.size):
-            raise DataError(
-                f"images: shape {list(images.shape)}; expected [N, 4, {self.size}, {self.size}] RGBA"
-            )
-        if len(labels) != len(images):
-            raise DataError(f"labels: {len(labels)} given for {len(images)} images; expected one per image")
-        n_classes = int(labels.max()) + 1
-        self.classes_ = list(class_names) if class_names else [str(i) for i in range(n_classes)]
-        if len(self.classes_) < n_classes:
-            raise DataError(f"class_names: {len(self.classes_)} names for {n_classes} classes")
-        self.palette_ = learn_palette(images, self.palette_size, self.seed)
+        images, labels = self._prepare(images, labels, class_names)
         device = pick_device(self.device)
         torch.manual_seed(self.seed)
         groups = min(8, self.base_channels)
@@ -328,15 +329,6 @@ class SpriteDiffusion(SuiteEstimator):
         self.model_ = model.to(device).eval()
         return self
 
-    def _class_index(self, name: str | int) -> int:
-        if isinstance(name, int | np.integer):
-            if not 0 <= int(name) < len(self.classes_):
-                raise DataError(f"class {name}: expected an index below {len(self.classes_)}")
-            return int(name)
-        if name not in self.classes_:
-            raise DataError(f"class {name!r}: expected one of {', '.join(self.classes_)}")
-        return self.classes_.index(name)
-
     @torch.no_grad()
     def sample(self, n: int, class_name: str | int, seed: int = 0, raw: bool = False,
                guidance_scale: float | None = None) -> np.ndarray:
@@ -351,13 +343,3 @@ class SpriteDiffusion(SuiteEstimator):
         x = self.model_.sample(n, steps=self.sample_steps, guidance_scale=w, cond=cond, generator=g)
         images = np.clip((to_numpy(x) + 1) / 2, 0.0, 1.0)
         return images if raw else quantise(images, self.palette_)
-
-    def _get_state(self) -> dict[str, Any]:
-        return {"classes": self.classes_}
-
-    def _set_state(self, state: dict[str, Any], directory: Path) -> None:
-        self.classes_ = list(state["classes"])
-        self.palette_ = self._load_arrays(Path(directory) / PALETTE_FILE)["palette"]
-
-    def _save_files(self, directory: Path) -> None:
-        self._save_arrays(directory / PALETTE_FILE, {"palette": self.palette_})
