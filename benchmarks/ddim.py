@@ -8,6 +8,10 @@ noise). Then it times full 50-step DDIM sampling (eta = 0) at batch 1 and batch 
 (ours, diffusers, ours, diffusers, ...), and reports the median of the per-round ratios
 diffusers time / our time (> 1: ours is faster). One torch thread by default (``--threads``).
 
+Two columns of ours: "ours" is the eager UNet, "ours_compiled" is ``sample(compile=True)`` (the UNet
+through ``torch.compile``, one static-shape graph per batch size). Its compile time (the first call per
+batch size) is measured once and reported, not counted in the rounds; ``--no-compile`` leaves it out.
+
     python benchmarks/ddim.py --json results/ddim.json
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 
 import torch
 from _common import (
@@ -94,7 +99,9 @@ def diffusers_sample(
     return x
 
 
-def check_equivalence(ours: Diffusion, theirs: torch.nn.Module, scheduler, steps: int) -> dict[str, float]:
+def check_equivalence(
+    ours: Diffusion, theirs: torch.nn.Module, scheduler, steps: int, compile: bool = False
+) -> dict[str, float]:
     """Same weights and inputs -> same UNet output, same DDIM steps, same (5-step) sample."""
     shape = ours.sample_shape
     g = torch.Generator().manual_seed(123)
@@ -124,11 +131,18 @@ def check_equivalence(ours: Diffusion, theirs: torch.nn.Module, scheduler, steps
     ref = diffusers_sample(theirs, scheduler, 1, shape, few, seed=7)
     sample_err = (mine - ref).abs().max().item()
     torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4)
-    return {
+    checks = {
         "unet_forward_max_abs_diff": forward_err,
         "ddim_step_max_abs_diff": step_err,
         "sample_5_steps_max_abs_diff": sample_err,
     }
+    if compile:  # the compiled UNet at batch 1 (this call compiles it: timed, reported once)
+        start = time.perf_counter()
+        mine = ours.sample(1, steps=few, generator=torch.Generator().manual_seed(7), compile=True)
+        checks["compile_s_b1"] = time.perf_counter() - start
+        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4)
+        checks["compiled_sample_5_steps_max_abs_diff"] = (mine - ref).abs().max().item()
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--repeats", type=int, nargs="+", default=[9, 3], help="timed rounds per batch size")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="leave out the compiled column (compiling takes minutes)"
+    )
     add_threads_arg(parser)
     add_json_arg(parser)
     args = parser.parse_args(argv)
@@ -148,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats + [args.repeats[-1]] * (len(args.batches) - len(args.repeats))
 
     ours, theirs, scheduler = build_pair(args.image_size, args.channels)
-    checks = check_equivalence(ours, theirs, scheduler, args.steps)
+    compile = not args.no_compile
+    checks = check_equivalence(ours, theirs, scheduler, args.steps, compile=compile)
     print("numerical check passed: " + ", ".join(f"{k}={v:.2e}" for k, v in checks.items()))
 
     shape = ours.sample_shape
@@ -170,31 +188,49 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "diffusers": lambda b=batch: diffusers_sample(theirs, scheduler, b, shape, args.steps, seed=0),
         }
+        if compile:
+            fns["ours_compiled"] = lambda b=batch: ours.sample(
+                b, steps=args.steps, generator=torch.Generator().manual_seed(0), compile=True
+            )
+            if f"compile_s_b{batch}" not in checks:  # compile this batch size once, outside the rounds
+                start = time.perf_counter()
+                ours.sample(batch, steps=1, compile=True)
+                result[f"compile_s_b{batch}"] = time.perf_counter() - start
         times = interleave(fns, repeats=reps, warmup=1)
         ratio = ratio_median(times["ours"], times["diffusers"])
         ours_s, theirs_s = statistics.median(times["ours"]), statistics.median(times["diffusers"])
-        rows.append(
-            {
-                "batch": batch,
-                "rounds": reps,
-                "ours_s": ours_s,
-                "diffusers_s": theirs_s,
-                "ms_per_step_ours": 1000 * ours_s / args.steps,
-                "ms_per_step_diffusers": 1000 * theirs_s / args.steps,
-                "ratio": ratio,
-            }
-        )
+        row = {
+            "batch": batch,
+            "rounds": reps,
+            "ours_s": ours_s,
+            "diffusers_s": theirs_s,
+            "ms_per_step_ours": 1000 * ours_s / args.steps,
+            "ms_per_step_diffusers": 1000 * theirs_s / args.steps,
+            "ratio": ratio,
+        }
+        if compile:
+            comp_s = statistics.median(times["ours_compiled"])
+            row["ours_compiled_s"] = comp_s
+            row["ratio_compiled"] = ratio_median(times["ours_compiled"], times["diffusers"])
+            result[f"ratio_compiled_vs_diffusers_b{batch}"] = row["ratio_compiled"]
+            result[f"seconds_ours_compiled_b{batch}"] = comp_s
+            result[f"round_ratios_compiled_b{batch}"] = [
+                d / o for o, d in zip(times["ours_compiled"], times["diffusers"], strict=True)
+            ]
+        rows.append(row)
         result[f"ratio_vs_diffusers_b{batch}"] = ratio
         result[f"seconds_ours_b{batch}"] = ours_s
         result[f"seconds_diffusers_b{batch}"] = theirs_s
         result[f"round_ratios_b{batch}"] = [
             d / o for o, d in zip(times["ours"], times["diffusers"], strict=True)
         ]
-        print(f"batch {batch}: ratio {ratio:.3f}", flush=True)
+        extra = f", compiled {row['ratio_compiled']:.3f}" if compile else ""
+        print(f"batch {batch}: ratio {ratio:.3f}{extra}", flush=True)
     print(f"\nDDIM {args.steps} steps, {shape}, threads={args.threads} (ratio = diffusers time / our time)")
     print_table(
         rows,
-        ["batch", "rounds", "ours_s", "diffusers_s", "ms_per_step_ours", "ms_per_step_diffusers", "ratio"],
+        ["batch", "rounds", "ours_s", "ours_compiled_s", "diffusers_s", "ms_per_step_ours"]
+        + ["ms_per_step_diffusers", "ratio", "ratio_compiled"],
     )
     write_json(args.json, result)
     return 0

@@ -188,6 +188,8 @@ class Upsample(nn.Module):
 
     def _fused(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = self.conv.weight, self.conv.bias
+        if torch.compiler.is_compiling():  # in a graph: no Python cache (its state would be a guard)
+            return _phase_weight(w, self.dims), b.repeat(2**self.dims)
         key = (w.data_ptr(), w._version, b.data_ptr(), b._version, w.dtype, w.device)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():

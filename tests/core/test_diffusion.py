@@ -251,3 +251,25 @@ def test_training_moves_samples_toward_the_digit_distribution() -> None:
     assert loss.item() < 0.3
     for k in range(2):
         assert after[k] < 0.3 * min(before[k], noise[k]), (before, noise, after)
+
+
+def test_compiled_sampling_passes_tensor_timesteps_and_matches_eager(monkeypatch) -> None:
+    """``sample(compile=True)`` wraps the UNet once (outside the module tree) and hands it 0-d tensor
+    timesteps, so one graph serves every step; the UNet gives the same output for either form. The
+    wrapper stands in for ``torch.compile`` (a real compile takes minutes; benchmarks/ddim.py runs it)."""
+    model = tiny(num_classes=2)
+    seen: list[object] = []
+
+    def fake_compile(module, **kwargs):
+        assert kwargs.get("dynamic") is False and kwargs["options"] == {"layout_optimization": False}
+        return lambda x, t, **kw: (seen.append(t), module(x, t, **kw))[1]
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    labels = torch.tensor([0, 1])
+    kw = dict(steps=4, cond=labels, guidance_scale=2.0)
+    eager = model.sample(2, generator=torch.Generator().manual_seed(3), **kw)
+    compiled = model.sample(2, generator=torch.Generator().manual_seed(3), compile=True, **kw)
+    torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
+    assert len(seen) == 4 and all(torch.is_tensor(t) and t.ndim == 0 for t in seen)
+    assert model.compiled_unet() is model.compiled_unet()
+    assert not any(k.startswith("_compiled") for k in model.state_dict())
