@@ -214,9 +214,9 @@ class Diffusion(nn.Module):
         """The UNet wrapped once in ``torch.compile(dynamic=False)``: one static-shape graph per batch
         size (inductor fuses GroupNorm + SiLU, the time-embedding and residual adds around oneDNN's
         convolutions). Inductor's layout optimisation (convolutions in channels-last) is off for this
-        graph: channels-last convolutions were slower here (1.13x vs diffusers at batch 1 with it,
-        1.25x without; docs/results/core.md). Weights stay graph inputs, so training the UNet afterwards
-        needs no recompile. Kept outside the module tree (not in ``state_dict``)."""
+        graph (oneDNN's NCHW convolutions were the faster ones here; docs/results/core.md, DDIM
+        round 2). Weights stay graph inputs, so training the UNet afterwards needs no recompile.
+        Kept outside the module tree (not in ``state_dict``)."""
         net = self.__dict__.get("_compiled_unet")
         if net is None:
             net = torch.compile(self.unet, dynamic=False, options={"layout_optimization": False})
