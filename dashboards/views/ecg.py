@@ -83,7 +83,6 @@ def _default_records_dir(demo) -> str:
     return ""
 
 
-
 st.title(TITLE)
 st.caption(
     "Beat shape (a PCA + nearest-neighbour density; a VAE beside it explains each beat) plus RR timing "

@@ -106,10 +106,18 @@ def train(
     if patient_weight < 0:
         raise GenforgeError(f"--patient-weight {patient_weight}: expected 0 or more")
     root = data_root(data)
-    job = {"data": str(Path(root).resolve()), "records": records, "peaks": peaks,
-           "architecture": architecture, "max_steps": max_steps, "target_far": target_far,
-           "noise_scaling": noise_scaling, "patient_weight": patient_weight, "seed": seed,
-           "calibration_folds": calibration_folds}
+    job = {
+        "data": str(Path(root).resolve()),
+        "records": records,
+        "peaks": peaks,
+        "architecture": architecture,
+        "max_steps": max_steps,
+        "target_far": target_far,
+        "noise_scaling": noise_scaling,
+        "patient_weight": patient_weight,
+        "seed": seed,
+        "calibration_folds": calibration_folds,
+    }
     check_claim(out, "genforge ecg train", job, overwrite=overwrite, resume=False)  # before any work
     names = parse_records_option(records, root)
     _echo(f"reading the beats of {len(names)} records (cached after the first run)")

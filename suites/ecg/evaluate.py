@@ -480,8 +480,14 @@ def _spread_by_record(flagged: np.ndarray, normal: np.ndarray, record: np.ndarra
     """How the false-alarm rate on normal beats spreads across records (median, quartiles, extremes)."""
     rates = np.array([flagged[normal & (record == r)].mean() for r in np.unique(record[normal])])
     q25, q50, q75 = np.quantile(rates, [0.25, 0.5, 0.75])
-    return {"median": float(q50), "q25": float(q25), "q75": float(q75), "min": float(rates.min()),
-            "max": float(rates.max()), "records": int(len(rates))}
+    return {
+        "median": float(q50),
+        "q25": float(q25),
+        "q75": float(q75),
+        "min": float(rates.min()),
+        "max": float(rates.max()),
+        "records": int(len(rates)),
+    }
 
 
 def _describe(bar: Any, what: str) -> None:

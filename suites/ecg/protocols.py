@@ -85,9 +85,7 @@ def noise_segments(n: int, fs: float) -> np.ndarray:
 def qrs_power(signal: np.ndarray, beats: np.ndarray, fs: float) -> float:
     """``(p2p)^2 / 8``: the power of a sine of the median QRS peak-to-peak amplitude (within +-50 ms)."""
     half = int(round(0.05 * fs))
-    p2p = [
-        np.ptp(signal[max(0, b - half) : b + half + 1]) for b in beats if half <= b < len(signal) - half
-    ]
+    p2p = [np.ptp(signal[max(0, b - half) : b + half + 1]) for b in beats if half <= b < len(signal) - half]
     if not p2p:
         raise DataError("noise protocol: no annotated beats to measure the QRS amplitude on")
     return float(np.median(p2p)) ** 2 / 8.0

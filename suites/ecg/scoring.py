@@ -204,9 +204,11 @@ def content_fingerprint(record: str | os.PathLike[str]) -> str:
     and end (the header and a sample of the data). A part file is reused only for the same content, so a
     record replaced after a failed run is scored again."""
     path = Path(record)
-    files = [path] if path.suffix.lower() in {".csv", ".parquet", ".pq"} else [
-        path.with_name(path.name + ext) for ext in (".hea", ".dat", ".atr")
-    ]
+    files = (
+        [path]
+        if path.suffix.lower() in {".csv", ".parquet", ".pq"}
+        else [path.with_name(path.name + ext) for ext in (".hea", ".dat", ".atr")]
+    )
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
@@ -240,8 +242,10 @@ def annotation_names(keys: list[str], echo: Callable[[str], None] = print) -> di
         taken.add(name)
         names[key] = name
         if name != key:
-            echo(f"note: record {key!r}: annotation file named {name}.{ANN_EXT} (WFDB names take letters, "
-                 "digits, _ and -)")
+            echo(
+                f"note: record {key!r}: annotation file named {name}.{ANN_EXT} (WFDB names take letters, "
+                "digits, _ and -)"
+            )
     return names
 
 

@@ -165,8 +165,11 @@ def latest_demo_outputs(root: str | os.PathLike[str]) -> DemoOutputs | None:
     if not root.is_dir():
         return None
     found = []
-    for config in [*root.glob("model/config.json"), *root.glob("*/model/config.json"),
-                   *root.glob("*/ecg/model/config.json")]:
+    for config in [
+        *root.glob("model/config.json"),
+        *root.glob("*/model/config.json"),
+        *root.glob("*/ecg/model/config.json"),
+    ]:
         run = config.parent.parent
         try:
             estimator = json.loads(config.read_text(encoding="utf-8")).get("extra", {}).get("estimator")

@@ -248,8 +248,23 @@ def test_train_and_score_state_the_false_alarms_to_expect(mitdb: Path, tmp_path:
     det = ECGAnomalyDetector.load(model)
     assert det.new_patient_far_["records"] == 2 and det.threshold_new_ != det.threshold_
     scores = tmp_path / "scores.parquet"
-    assert main(["ecg", "score", str(records / TEST_RECORD), str(records / "100"), "--model", str(model),
-                 "--out", str(scores), "--peaks", "reference"]) == 0
+    assert (
+        main(
+            [
+                "ecg",
+                "score",
+                str(records / TEST_RECORD),
+                str(records / "100"),
+                "--model",
+                str(model),
+                "--out",
+                str(scores),
+                "--peaks",
+                "reference",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "records seen in training (1): about 1.0%; new records:" in out
     table = pd.read_parquet(scores)
