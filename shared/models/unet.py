@@ -17,7 +17,9 @@ residual sums are computed in place; a ``channels_last`` 2-D input stays channel
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +53,25 @@ def _conv(dims: int, cin: int, cout: int, kernel: int = 3, stride: int = 1, padd
 
 def _no_grad() -> bool:
     return not torch.is_grad_enabled()
+
+
+class _DerivedWeights:
+    """Inference-only tensors derived from parameters (fused or re-laid-out weights), kept until one of
+    their source parameters changes (new storage, in-place update, dtype or device)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: Any = None
+
+    def get(self, sources: tuple[torch.Tensor, ...], make: Callable[[], Any]) -> Any:
+        if torch.compiler.is_compiling():  # in a graph: no Python cache (its state would be a guard)
+            return make()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in sources)
+        if key != self._key:
+            with torch.no_grad():
+                self._value = make()
+            self._key = key
+        return self._value
 
 
 class Timesteps(nn.Module):
@@ -133,15 +154,29 @@ class Attention(nn.Module):
         self.to_k = nn.Linear(channels, channels)
         self.to_v = nn.Linear(channels, channels)
         self.to_out = nn.ModuleList([nn.Linear(channels, channels), nn.Dropout(dropout)])
+        self._fused = _DerivedWeights()
+
+    def _qkv(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values [B, heads, N, head_dim]; without autograd as one fused linear."""
+        b = h.shape[0]
+        if not _no_grad():
+            return tuple(
+                lin(h).view(b, -1, self.heads, self.head_dim).transpose(1, 2)
+                for lin in (self.to_q, self.to_k, self.to_v)
+            )
+        lins = (self.to_q, self.to_k, self.to_v)
+        weight, bias = self._fused.get(
+            tuple(p for lin in lins for p in (lin.weight, lin.bias)),
+            lambda: (torch.cat([lin.weight for lin in lins]), torch.cat([lin.bias for lin in lins])),
+        )
+        qkv = F.linear(h, weight, bias).view(b, -1, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         b, c = shape[0], shape[1]
         h = self.group_norm(x).flatten(2).transpose(1, 2)  # [B, N, C]
-        q = self.to_q(h).view(b, -1, self.heads, self.head_dim).transpose(1, 2)
-        k = self.to_k(h).view(b, -1, self.heads, self.head_dim).transpose(1, 2)
-        v = self.to_v(h).view(b, -1, self.heads, self.head_dim).transpose(1, 2)
-        h = F.scaled_dot_product_attention(q, k, v)
+        h = F.scaled_dot_product_attention(*self._qkv(h))
         h = self.to_out[1](self.to_out[0](h.transpose(1, 2).reshape(b, -1, c)))
         h = h.transpose(1, 2).reshape(shape)
         return h.add_(x) if _no_grad() else h + x
@@ -184,17 +219,11 @@ class Upsample(nn.Module):
         super().__init__()
         self.dims = dims
         self.conv = _conv(dims, channels, channels)
-        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        self._cache = _DerivedWeights()
 
     def _fused(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = self.conv.weight, self.conv.bias
-        if torch.compiler.is_compiling():  # in a graph: no Python cache (its state would be a guard)
-            return _phase_weight(w, self.dims), b.repeat(2**self.dims)
-        key = (w.data_ptr(), w._version, b.data_ptr(), b._version, w.dtype, w.device)
-        if self._cache is None or self._cache[0] != key:
-            with torch.no_grad():
-                self._cache = (key, _phase_weight(w, self.dims), b.repeat(2**self.dims))
-        return self._cache[1], self._cache[2]
+        return self._cache.get((w, b), lambda: (_phase_weight(w, self.dims), b.repeat(2**self.dims)))
 
     def _phase_forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self._fused()

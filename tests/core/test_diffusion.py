@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from genforge.models.diffusion import Diffusion, DiffusionConfig
 from genforge.models.schedulers import DDPMScheduler
-from genforge.models.unet import UNet, UNetConfig, Upsample
+from genforge.models.unet import Attention, UNet, UNetConfig, Upsample
 from genforge.registry import build_model, config_to_dict
 
 
@@ -66,6 +66,17 @@ def test_phase_upsample_equals_nearest_upsample_then_conv(dims: int, shape: tupl
         with torch.no_grad():
             torch.testing.assert_close(up(x), expected, rtol=1e-5, atol=1e-5)
             up.conv.weight.mul_(-0.5)
+
+
+def test_fused_qkv_attention_equals_the_autograd_path_and_follows_weight_updates() -> None:
+    att = Attention(channels=16, head_dim=8, groups=4, eps=1e-5, dropout=0.0)
+    x = torch.randn(2, 16, 4, 5)
+    for _ in range(2):  # second round: the cached fused q/k/v weight must follow an in-place update
+        expected = att(x)  # autograd on: three separate projections
+        with torch.no_grad():
+            torch.testing.assert_close(att(x.clone()), expected, rtol=1e-5, atol=1e-5)
+            att.to_v.weight.mul_(-0.5)
+            att.to_q.bias.add_(0.3)
 
 
 def test_unet_rejects_bad_configs() -> None:
