@@ -5,8 +5,9 @@ is timed *interleaved* (A, B, A, B, ...) and summarised by the median of the pai
 
 API (kept small on purpose):
 
-- ``interleave(fns, repeats, warmup=1) -> {name: [seconds, ...]}``: run each callable in turn,
-  round after round, and return the wall time of every call.
+- ``interleave(fns, repeats, warmup=1, cpu_times=None) -> {name: [seconds, ...]}``: run each callable
+  in turn, round after round, and return the wall time of every call (and, into ``cpu_times``, the
+  calling thread's CPU time of every call).
 - ``ratio_median(a_times, b_times) -> float``: median over rounds of ``b[i] / a[i]`` — how many times
   faster A is than B when both ran back to back in round ``i``.
 - ``print_table(rows, columns)``: a plain aligned text table (rows are dicts).
@@ -128,21 +129,33 @@ def check_peer_versions() -> dict[str, dict[str, str]]:
     return changes
 
 
-def interleave(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleave(
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    cpu_times: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
     """Time each of ``fns`` ``repeats`` times, alternating between them (A, B, A, B, ...).
 
     ``warmup`` untimed rounds run first (lazy initialisation, allocator and cache warm-up).
-    Returns ``{name: [seconds of round 0, round 1, ...]}``.
+    Returns ``{name: [seconds of round 0, round 1, ...]}`` (wall clock). If ``cpu_times`` is given,
+    it is filled with the same rounds' CPU time of the calling thread (``time.thread_time``): for a
+    one-thread run on shared cores that leaves out the time spent waiting for a core, which the wall
+    clock counts for whichever side happened to be waiting.
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    if cpu_times is not None:
+        cpu_times.update({name: [] for name in fns})
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            cpu_start, start = time.thread_time(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+            if cpu_times is not None:
+                cpu_times[name].append(time.thread_time() - cpu_start)
     return times
 
 
