@@ -230,6 +230,11 @@ def evaluate(
     holdout_steps: int = typer.Option(
         None, "--holdout-steps", help="Steps of the block hold-out models (default: --max-steps)"
     ),
+    extra_weights: str = typer.Option(
+        "",
+        "--extra-weights",
+        help="Comma-separated weights also scored for MIE, e.g. band:paper (the band of SpaceGAN's code)",
+    ),
 ) -> None:
     """SpaceGAN's protocol (mean of draws, RMSE and MIE) beside the baselines, plus Moran's I
     of single draws and hold-out coverage.
@@ -266,6 +271,7 @@ def evaluate(
         seeds=seed_list,
         baselines=names,
         holdout_steps=holdout_steps,
+        extra_weights=[w.strip() for w in extra_weights.split(",") if w.strip()],
     )
     result = run(layer, protocol, json_path=json_out, echo=_echo)
     typer.echo(format_table(result, dataset))

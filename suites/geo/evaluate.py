@@ -20,8 +20,9 @@ Per seed, on one point layer:
    out; the models are refitted without them, and held-out points are conditioned on training points only).
    Ours is reported with its interval calibrated by split conformal on inner block folds of the training
    region (:meth:`SpaceGAN.interval_scores`, ``inner_folds`` fits; the outer blocks play no part) with the
-   ``interval_score`` "local" (|error| / sd of the k nearest training targets, chosen on inner folds of
-   toy1 and toy2, see docs/results/geo.md); "abs" and the uncalibrated draws are reported beside it.
+   ``interval_score`` "oof" (|error| / mean out-of-fold error of the 16 nearest training points, chosen by
+   leave-one-inner-fold-out coverage on toy1 and toy2 training regions, see docs/results/geo.md); "abs",
+   "local" and the uncalibrated draws are reported beside it, with each score's inner-fold coverage.
 
 Results go to a JSON file (atomically, after every seed; a rerun with the same settings resumes after the
 last finished seed).
@@ -66,7 +67,8 @@ class Protocol:
     gp_max: int = 1500
     inner_folds: int = 4
     holdout_steps: int | None = None  # steps of the hold-out models (inner folds and outer); None = max_steps
-    interval_score: str = "local"
+    interval_score: str = "oof"
+    extra_weights: list[str] = field(default_factory=list)  # e.g. ["band:paper"]: MIE also under these
     baselines: list[str] = field(default_factory=lambda: ["original", "nonspatial", "linear", "kriging"])
 
 
@@ -172,7 +174,15 @@ class OriginalSpaceGAN:
     Its own 15-line loop, not the core engine: the engine has Adam only, and this baseline's point is the
     paper's optimiser (SGD)."""
 
-    def fit(self, hood: Neighbourhood, W: torch.Tensor, p: Protocol, seed: int) -> OriginalSpaceGAN:
+    def fit(
+        self,
+        hood: Neighbourhood,
+        W: torch.Tensor,
+        p: Protocol,
+        seed: int,
+        extra: dict[str, torch.Tensor] | None = None,
+    ) -> OriginalSpaceGAN:
+        """``extra``: more weights, each scored at every check as ``mie_<name>`` (and selected by it)."""
         from torch import nn
 
         torch.manual_seed(seed)
@@ -207,9 +217,14 @@ class OriginalSpaceGAN:
                     z = torch.randn(p.n_draws * len(y), c)
                     out = gen(torch.cat([z, cond.repeat(p.n_draws, 1)], 1))
                     mean = out.view(p.n_draws, len(y), t).mean(0)
-                scores = score_mean(hood.y, mean.numpy() * hood.y_std + hood.y_mean, W)
+                field_ = mean.numpy() * hood.y_std + hood.y_mean
+                scores = score_mean(hood.y, field_, W)
+                for name, w in (extra or {}).items():
+                    scores[f"mie_{name}"] = score_mean(hood.y, field_, w)["mie"]
                 self.history.append({"step": it, **scores})
-        self.best_scores_ = {m: min(self.history, key=lambda h, m=m: h[m]) for m in ("rmse", "mie")}
+        self.best_scores_ = {
+            m: min(self.history, key=lambda h, m=m: h[m]) for m in self.history[0] if m != "step"
+        }
         return self
 
 
@@ -256,6 +271,20 @@ def run_seed(data: SpatialData, p: Protocol, seed: int, progress: bool = True) -
         "mean_abs_error": float(np.abs(draw_i - real_i).mean()),
     }
 
+    extra = {spec: _extra_weights(data, spec) for spec in p.extra_weights}
+    variants: dict[str, dict[str, Any]] = {}
+    with torch.random.fork_rng(devices=[]):
+        for criterion in ("mie", "rmse"):  # ours at its two checkpoints (chosen by kNN MIE / RMSE)
+            ours.use_checkpoint(criterion)
+            torch.manual_seed(ours.seed + 7)  # the same draws as the checks that chose the checkpoint
+            mean = ours._draws(ours.model_, ours._train_cond(), p.n_draws, spread=1.0).mean(0)
+            for spec, (w, connected) in extra.items():
+                key = "ours" if criterion == "mie" else "ours_best_rmse"
+                variants.setdefault(spec, {"isolated": int((~connected).sum())})[key] = _mie_both(
+                    y, mean, w, connected
+                )
+        ours.use_checkpoint(ours.select)
+
     baselines: dict[str, dict[str, float]] = {}
     hood = ours.hood_
     cond = hood.condition()
@@ -264,10 +293,18 @@ def run_seed(data: SpatialData, p: Protocol, seed: int, progress: bool = True) -
     for name in p.baselines:
         if name in ("original", "original_adam", "nonspatial"):
             gan = (
-                OriginalSpaceGAN().fit(hood, W, p, seed)
+                OriginalSpaceGAN().fit(hood, W, p, seed, {s: w for s, (w, _) in extra.items()})
                 if name == "original"
                 else _gan(name, p, seed, progress).fit(data)
             )
+            if name == "original":
+                for spec, (_w, connected) in extra.items():
+                    best = gan.best_scores_[f"mie_{spec}"]
+                    variants[spec].setdefault("baselines", {})[name] = {
+                        "rmse": gan.best_scores_["rmse"]["rmse"],
+                        "mie": best[f"mie_{spec}"],
+                        "mie_connected": best[f"mie_{spec}"] * _connected_factor(connected),
+                    }
             baselines[name] = {
                 "rmse": gan.best_scores_["rmse"]["rmse"],
                 "mie": gan.best_scores_["mie"]["mie"],
@@ -279,16 +316,48 @@ def run_seed(data: SpatialData, p: Protocol, seed: int, progress: bool = True) -
             lin_draws = lin.draws(cond, p.n_draws, seed)
             baselines[name] = score_mean(y, lin_draws.mean(0), W)
             energy[name] = neighbourhood_energy(lin_draws, y, hoods)
+            for spec, (w, connected) in extra.items():
+                variants[spec].setdefault("baselines", {})[name] = _mie_both(
+                    y, lin_draws.mean(0), w, connected
+                )
         elif name == "kriging":
             gp = KrigingGenerator().fit(data.xy, data.x, y, p.gp_max, seed)
             gp_draws = gp.draws(data.xy, data.x, p.n_draws, seed)
             baselines[name] = score_mean(y, gp_draws.mean(0), W)
             energy[name] = neighbourhood_energy(gp_draws, y, hoods)
+            for spec, (w, connected) in extra.items():
+                variants[spec].setdefault("baselines", {})[name] = _mie_both(
+                    y, gp_draws.mean(0), w, connected
+                )
     out["baselines"] = baselines
+    if variants:
+        out["weights_variants"] = variants
     out["energy_distance"] = energy
     cal, out["coverage90_baselines"], out["holdout_points"] = _holdout(data, p, seed, progress)
     out["coverage90"], out["interval_half_width"] = cal["coverage"], cal["half_width"]
+    out["coverage90_inner"], out["coverage90_inner_folds"] = cal["inner"], cal["inner_folds"]
     return out
+
+
+def _extra_weights(data: SpatialData, spec: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Sparse weights from ``spec`` on the layer's own coordinate columns (``band:paper`` on California:
+    lon/lat degrees, as SpaceGAN's code) and the mask of points that have neighbours."""
+    raw = data.frame[list(data.coords)].to_numpy(float)
+    w = weights(raw, spec)
+    connected = np.array([w.cardinalities[i] > 0 for i in w.id_order])
+    return sparse_weights(w), connected
+
+
+def _connected_factor(connected: np.ndarray) -> float:
+    """MIE over the connected points only = MIE over all x this: isolated points have local I 0 in both
+    fields, so they add nothing to the squared error, only to the count."""
+    return float(np.sqrt(len(connected) / max(int(connected.sum()), 1)))
+
+
+def _mie_both(real: np.ndarray, mean: np.ndarray, W: torch.Tensor, connected: np.ndarray) -> dict[str, float]:
+    """RMSE and MIE under ``W`` with isolated points counted (local I 0, as esda) and left out."""
+    scores = score_mean(real, mean, W)
+    return {**scores, "mie_connected": scores["mie"] * _connected_factor(connected)}
 
 
 def _prepare_like(data: SpatialData, frame: Any, k: int) -> SpatialData:
@@ -324,14 +393,36 @@ def _holdout(
     y_test = data.y[held]
     folds = block_folds(train.xy, p.blocks, p.inner_folds, seed + 1)
     scores: dict[str, list[np.ndarray]] = {s: [] for s in INTERVAL_SCORES}
+    inner_models, calib_xy = [], []
     for f in range(p.inner_folds):
         fold_train = _prepare_like(data, train.frame[folds != f], p.k)
         inner = _gan("ours", p, seed, progress, p.holdout_steps).fit(fold_train)
         calib = train.frame[folds == f].reset_index(drop=True)
-        for s in INTERVAL_SCORES:
-            scores[s].append(inner.interval_scores(calib, n=p.holdout_draws, seed=seed + 3000, score=s))
+        err = inner.interval_scores(calib, n=p.holdout_draws, seed=seed + 3000, score="abs")
+        xy = inner._points(calib, require_target=True).xy
+        scores["abs"].append(err)
+        scores["local"].append(err / inner.interval_scale(xy, "local"))
+        inner_models.append(inner)
+        calib_xy.append(xy)
+    # every training point's out-of-fold error, in the training order
+    oof = np.zeros_like(train.y)
+    for f in range(p.inner_folds):
+        oof[folds == f] = scores["abs"][f]
+    for f, inner in enumerate(inner_models):  # "oof": scaled by the other folds' errors nearby
+        inner.set_reference_errors(oof[folds != f])
+        scores["oof"].append(scores["abs"][f] / inner.interval_scale(calib_xy[f], "oof"))
     half = {s: conformal_half_width(np.concatenate(v), 0.9) for s, v in scores.items()}
+    # leave-one-fold-out coverage inside the training region: each fold checked against the half-width
+    # calibrated on the other folds (the training-side figure beside the hold-out one)
+    inner_cov = {
+        s: [
+            float(np.mean(v[f] <= conformal_half_width(np.concatenate(v[:f] + v[f + 1 :]), 0.9)))
+            for f in range(p.inner_folds)
+        ]
+        for s, v in scores.items()
+    }
     ours = _gan("ours", p, seed, progress, p.holdout_steps).fit(train)
+    ours.set_reference_errors(oof)
     raw = coverage(ours.sample_array(p.holdout_draws, frame=test, seed=seed + 2000), y_test)
     others: dict[str, float] = {"ours_uncalibrated": raw}
     for s in INTERVAL_SCORES:
@@ -350,6 +441,8 @@ def _holdout(
         "coverage": others[f"ours_{p.interval_score}"],
         "half_width": {s: [float(h) for h in v] for s, v in half.items()},
         "calibration_points": int(len(train.y)),
+        "inner": {s: float(np.mean(v)) for s, v in inner_cov.items()},
+        "inner_folds": inner_cov,
     }
     return cal, others, int(held.sum())
 
@@ -418,7 +511,7 @@ def summarise(per_seed: list[dict[str, Any]], settings: dict[str, Any], complete
         n: float(np.mean([r["coverage90_baselines"][n] for r in per_seed]))
         for n in (per_seed[0]["coverage90_baselines"] if per_seed else [])
     }
-    return {
+    result = {
         "rmse": mean("rmse"),
         "mie": mean("mie"),
         "rmse_best_rmse": mean("rmse_best_rmse"),
@@ -436,11 +529,26 @@ def summarise(per_seed: list[dict[str, Any]], settings: dict[str, Any], complete
         },
         "coverage90": mean("coverage90"),
         "coverage90_baselines": cover_b,
+        "coverage90_inner": {
+            s: float(np.mean([r["coverage90_inner"][s] for r in per_seed]))
+            for s in (per_seed[0].get("coverage90_inner", {}) if per_seed else {})
+            if all("coverage90_inner" in r for r in per_seed)
+        },
         "seeds": [r["seed"] for r in per_seed],
         "complete": complete,
         "settings": settings,
         "per_seed": per_seed,
     }
+    if per_seed and "weights_variants" in per_seed[0]:
+        result["weights_variants"] = _mean_nested([r["weights_variants"] for r in per_seed])
+    return result
+
+
+def _mean_nested(items: list[Any]) -> Any:
+    """Element-wise mean of equally shaped nested dicts of numbers (per-seed figures -> their mean)."""
+    if isinstance(items[0], dict):
+        return {k: _mean_nested([i[k] for i in items]) for k in items[0]}
+    return float(np.mean(items))
 
 
 def mean_of(per_seed: list[dict[str, Any]], key: str) -> float:
@@ -472,10 +580,21 @@ def format_table(result: dict[str, Any], anchor: str | None = None) -> str:
         )
     cov = ", ".join(f"{k} {v:.3f}" for k, v in result.get("coverage90_baselines", {}).items())
     lines.append(f"90% coverage on held-out blocks: ours {result['coverage90']:.3f} (goal 0.85-0.95); {cov}")
+    if result.get("coverage90_inner"):
+        lines.append(
+            "90% coverage on inner block folds of the training region (leave one fold out): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in result["coverage90_inner"].items())
+        )
     if anchor in ANCHORS:
         lines.append(
             "anchor (original code, measured for the issue): "
             + "; ".join(f"{k}: {v}" for k, v in ANCHORS[anchor].items())
+        )
+    for spec, v in result.get("weights_variants", {}).items():
+        models = {"ours": v["ours"], "ours (best-RMSE ckpt)": v["ours_best_rmse"], **v.get("baselines", {})}
+        lines.append(
+            f"MIE with weights {spec} ({v['isolated']:.0f} isolated points, local I 0 / left out): "
+            + "; ".join(f"{n} {m['mie']:.4g} / {m['mie_connected']:.4g}" for n, m in models.items())
         )
     lines.append(f"seeds: {result['seeds']}")
     return "\n".join(lines)

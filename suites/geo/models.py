@@ -48,7 +48,8 @@ from genforge.models.gan import GAN, GANConfig
 from genforge.registry import register_model
 
 SELECT = ("mie", "rmse")
-INTERVAL_SCORES = ("abs", "local")
+INTERVAL_SCORES = ("abs", "local", "oof")
+OOF_NEIGHBOURS = 16  # training points whose out-of-fold errors set the "oof" scale
 NOISE = ("match", "raw")
 
 
@@ -117,15 +118,17 @@ class Neighbourhood:
             parts.append(np.concatenate(blocks, 2).reshape(len(xy), -1))
         return np.concatenate(parts, 1).astype(np.float32)
 
-    def _neighbours_of(self, xy: np.ndarray) -> np.ndarray:
-        """k nearest reference points of each query, never one at the query's own location."""
+    def _neighbours_of(self, xy: np.ndarray, k: int | None = None) -> np.ndarray:
+        """k (default: the model's) nearest reference points of each query, never one at the query's own
+        location."""
         from scipy.spatial import cKDTree
 
-        dist, idx = cKDTree(self.xy).query(xy, k=self.k + 1)
+        k = min(self.k if k is None else k, len(self.xy) - 1)
+        dist, idx = cKDTree(self.xy).query(xy, k=k + 1)
         keep = dist > 1e-12
-        out = np.empty((len(xy), self.k), dtype=np.int64)
+        out = np.empty((len(xy), k), dtype=np.int64)
         for i in range(len(xy)):
-            out[i] = idx[i][keep[i]][: self.k]
+            out[i] = idx[i][keep[i]][:k]
         return out
 
     def state(self) -> dict[str, Any]:
@@ -282,7 +285,7 @@ class SpaceGAN(SuiteEstimator):
         torch.manual_seed(self.seed)
         self.model_ = net = SpaceGANNet(config)
         self.W_ = sparse_weights(weights(data.xy, f"knn:{self.k}"))
-        self.spread_, self.interval_ = 1.0, None
+        self.spread_, self.interval_, self.reference_errors_ = 1.0, None, None
         batch = int(min(self.batch_size, len(data)))
         history: list[dict[str, float]] = []
         best: dict[str, tuple[float, int, dict[str, torch.Tensor]]] = {}
@@ -389,12 +392,42 @@ class SpaceGAN(SuiteEstimator):
         floor = 0.1 * np.median(hood.y[knn_indices(hood.xy, hood.k)].std(1), axis=0)
         return sd + np.maximum(floor, 1e-12)
 
+    def set_reference_errors(self, errors: Any) -> SpaceGAN:
+        """Out-of-fold absolute errors [N, T] at the training points (each from a model that did not see the
+        point's block, e.g. the inner block folds of ``genforge geo evaluate``), in the training order; the
+        "oof" interval score scales by their mean over a new point's nearest training points. Saved with
+        the model."""
+        self._check_fitted()
+        errors = np.asarray(errors, float).reshape(len(self.hood_.y), -1)
+        if errors.shape != self.hood_.y.shape or not np.all(np.isfinite(errors)) or np.any(errors < 0):
+            raise DataError(
+                f"set_reference_errors: expected {self.hood_.y.shape} finite errors >= 0, got {errors.shape}"
+            )
+        self.reference_errors_ = errors
+        return self
+
+    def interval_scale(self, xy: np.ndarray, score: str) -> np.ndarray:
+        """[Q, T] the scale a score divides the error by at points ``xy``: 1 ("abs"), :meth:`local_scale`
+        ("local"), or ("oof") the mean out-of-fold error of the ``OOF_NEIGHBOURS`` nearest training points
+        (:meth:`set_reference_errors`) plus a floor of a tenth of their median: wide where the model has
+        been wrong nearby when it could not see the data."""
+        xy = np.asarray(xy, float)
+        if score == "local":
+            return self.local_scale(xy)
+        if score == "oof":
+            errors = getattr(self, "reference_errors_", None)
+            if errors is None:
+                raise DataError("interval score 'oof': call set_reference_errors(out-of-fold errors) first")
+            near = errors[self.hood_._neighbours_of(xy, OOF_NEIGHBOURS)].mean(1)
+            return near + np.maximum(0.1 * np.median(errors, axis=0), 1e-12)
+        return np.ones((len(xy), len(self.target_)))
+
     def interval_scores(
         self, frame: pd.DataFrame, n: int = 100, seed: int = 0, score: str = "abs"
     ) -> np.ndarray:
         """[N, T] conformity scores of the real targets of ``frame`` (points this model was *not* fitted on,
-        e.g. held-out blocks): ``|y - mean of n draws|``, divided by :meth:`local_scale` when ``score`` is
-        "local". Their ``level`` quantile over many such points is the half-width :meth:`set_interval` takes
+        e.g. held-out blocks): ``|y - mean of n draws|``, divided by :meth:`interval_scale` ("local",
+        "oof"). Their ``level`` quantile over many such points is the half-width :meth:`set_interval` takes
         (split conformal: :func:`conformal_half_width`)."""
         self._check_fitted()
         if score not in INTERVAL_SCORES:
@@ -404,20 +437,23 @@ class SpaceGAN(SuiteEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             centre = self._draws(self.model_, cond, n, spread=1.0).mean(0)
-        err = np.abs(data.y - centre)
-        return err / self.local_scale(data.xy) if score == "local" else err
+        return np.abs(data.y - centre) / self.interval_scale(data.xy, score)
 
     def set_interval(self, half_width: Any, level: float = 0.9, score: str = "abs") -> SpaceGAN:
         """From now on draws at *new* points (``sample(frame=...)``) are stretched about their mean so that
-        their central ``level`` interval is mean +- ``half_width`` (x :meth:`local_scale` for "local"); one
-        half-width per target, or one for all. ``None`` switches it off. Draws at the training points keep
-        the fitted model's spread (x ``spread_``). Saved with the model."""
+        their central ``level`` interval is mean +- ``half_width`` (x :meth:`interval_scale`); one
+        half-width per target, or one for all. Below and above the mean are stretched separately, so a skewed
+        batch of draws still gives exactly the symmetric interval the conformal scores were calibrated for.
+        ``None`` switches it off. Draws at the training points keep the fitted model's spread (x
+        ``spread_``). Saved with the model."""
         self._check_fitted()
         if half_width is None:
             self.interval_ = None
             return self
         if score not in INTERVAL_SCORES or not 0 < level < 1:
             raise DataError(f"set_interval: score in {INTERVAL_SCORES} and 0 < level < 1 expected")
+        if score == "oof" and getattr(self, "reference_errors_", None) is None:
+            raise DataError("set_interval(score='oof'): call set_reference_errors(out-of-fold errors) first")
         half = np.broadcast_to(np.asarray(half_width, float), (len(self.target_),))
         if not np.all(half > 0):
             raise DataError(f"set_interval({half_width!r}): expected positive half-widths")
@@ -469,11 +505,11 @@ class SpaceGAN(SuiteEstimator):
         centre = raw.mean(0)
         tail = (1 - interval["level"]) / 2
         lo, hi = np.quantile(raw, [tail, 1 - tail], axis=0)
-        width = np.asarray(interval["half"])[None] * (
-            self.local_scale(data.xy) if interval["score"] == "local" else 1.0
-        )
-        stretch = width / np.maximum((hi - lo) / 2, 1e-12 * self.hood_.y_std)
-        return (centre + stretch * (raw - centre))[:n_per_point]
+        width = np.asarray(interval["half"])[None] * self.interval_scale(data.xy, interval["score"])
+        tiny = 1e-12 * self.hood_.y_std
+        below = width / np.maximum(centre - lo, tiny)  # lo -> centre - width
+        above = width / np.maximum(hi - centre, tiny)  # hi -> centre + width
+        return (centre + np.where(raw < centre, below, above) * (raw - centre))[:n_per_point]
 
     def _points(self, frame: pd.DataFrame, require_target: bool) -> SpatialData:
         """New points in the fitted model's columns and CRS (all rows kept)."""
@@ -524,6 +560,9 @@ class SpaceGAN(SuiteEstimator):
             for i, c in enumerate(self.columns_)
             if pd.api.types.is_numeric_dtype(self.frame_[c])
         }
+        errors = getattr(self, "reference_errors_", None)
+        if errors is not None:
+            arrays["reference_errors"] = errors
         self._save_arrays(directory / "points.safetensors", {k: np.asarray(v) for k, v in arrays.items()})
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
@@ -551,6 +590,9 @@ class SpaceGAN(SuiteEstimator):
         )
         self.hood_ = Neighbourhood(data.xy, data.x, data.y, self.k, self.use_neighbours, self.use_coords)
         self.W_ = sparse_weights(weights(data.xy, f"knn:{self.k}"))
+        self.reference_errors_ = (
+            np.asarray(arrays["reference_errors"], float) if "reference_errors" in arrays else None
+        )
 
 
 def _save_selection(directory: Path, history: list[dict[str, float]], best: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import json
 
 import geopandas as gpd
 import pandas as pd
+import pytest
 from libpysal.examples import get_path
 
 from genforge.cli import main
@@ -124,6 +125,8 @@ def test_evaluate_writes_the_issue_keys(tmp_path, field, capsys):
                 "0",
                 "--baselines",
                 "original,linear,kriging",
+                "--extra-weights",
+                "band:paper",
                 "--json",
                 str(out),
             ]
@@ -146,4 +149,8 @@ def test_evaluate_writes_the_issue_keys(tmp_path, field, capsys):
     assert set(result["baselines"]) == {"original", "linear", "kriging"} and result["seeds"] == [0]
     assert {"ours_uncalibrated", "ours_abs", "ours_local"} <= set(result["coverage90_baselines"])
     assert {"mean", "max_abs_error"} <= set(result["moran_global_draws"])
+    paper = result["weights_variants"]["band:paper"]  # the grid's paper band is its queen band: no islands
+    assert paper["isolated"] == 0 and {"ours", "ours_best_rmse", "baselines"} <= set(paper)
+    assert set(paper["baselines"]) == {"original", "linear", "kriging"}
+    assert paper["ours"]["mie_connected"] == pytest.approx(paper["ours"]["mie"])
     assert "ours (best-MIE ckpt)" in capsys.readouterr().out

@@ -63,12 +63,25 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 def test_calibrate_interval_hits_its_level(fitted, field):
     held = field.iloc[::7].assign(east=lambda f: f["east"] + 3.0)
+    rng = np.random.default_rng(0)
     try:
-        for score in ("abs", "local"):
+        with pytest.raises(DataError, match="set_reference_errors"):
+            fitted.set_interval(1.0, 0.9, "oof")
+        with pytest.raises(DataError, match="finite errors"):
+            fitted.set_reference_errors(-np.ones(len(field)))
+        fitted.set_reference_errors(np.abs(rng.standard_normal(len(field))) * 0.3)
+        for score in ("abs", "local", "oof"):
             half = fitted.calibrate_interval(held, level=0.9, n=60, seed=0, score=score)
-            draws = fitted.sample_array(60, frame=held, seed=1)
+            draws = fitted.sample_array(100, frame=held, seed=1)
             assert half.shape == (1,) and half[0] > 0
             assert abs(coverage(draws, held[["y"]].to_numpy()) - 0.9) < 0.1, score
+            # the draws' 90% interval is exactly mean +- half x scale, even where the draws are skewed
+            pts = fitted._points(held, require_target=False)
+            width = half[0] * fitted.interval_scale(pts.xy, score)[:, 0]
+            lo, hi = np.quantile(draws[:, :, 0], [0.05, 0.95], axis=0)
+            centre = fitted.sample_array(100, frame=held, seed=1)[:, :, 0].mean(0)
+            np.testing.assert_allclose(hi - lo, 2 * width, rtol=1e-6)
+            assert np.all(lo < centre) and np.all(hi > centre)
             # a single draw is stretched too (its width comes from a reference batch)
             one = fitted.sample_array(1, frame=held, seed=1)
             assert np.allclose(one[0], draws[0])
@@ -89,10 +102,12 @@ def test_conformal_half_width_is_the_finite_sample_quantile():
 def test_interval_survives_save_load(fitted, field, tmp_path):
     held = field.iloc[::9].drop(columns="y")
     try:
-        fitted.set_interval(0.5, 0.9, "local")
+        fitted.set_reference_errors(np.linspace(0.1, 1.0, len(field)))
+        fitted.set_interval(0.5, 0.9, "oof")
         fitted.save(tmp_path / "m")
         loaded = SpaceGAN.load(tmp_path / "m")
         assert loaded.interval_ == fitted.interval_
+        np.testing.assert_allclose(loaded.reference_errors_, fitted.reference_errors_)
         again = fitted.sample_array(4, frame=held, seed=0)
         assert np.allclose(loaded.sample_array(4, frame=held, seed=0), again)
     finally:

@@ -9,6 +9,7 @@ import torch
 
 from genforge.errors import DataError
 from genforge.geo import baltimore, global_moran_torch, local_moran_torch, moran, sparse_weights, weights
+from genforge.geo.spatial import paper_band
 
 
 @pytest.mark.parametrize("spec", ["knn:8", "knn:3", "band:40"])
@@ -61,3 +62,40 @@ def test_bad_weight_specs():
         weights(xy, "knn:500")
     with pytest.raises(DataError, match="not a full regular grid"):
         weights(xy, "rook")
+
+
+def test_paper_band_is_the_third_distinct_distance_of_the_full_matrix():
+    """SpaceGAN's code: np.sort(np.unique(libpysal.cg.distance_matrix(xy)))[2], float for float."""
+    import libpysal
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        xy = np.round(rng.uniform(-120.0, -119.0, (300, 2)), 2)  # rounded like California's coordinates
+        assert paper_band(xy) == np.sort(np.unique(libpysal.cg.distance_matrix(xy)))[2]
+    grid = np.array([[i, j] for i in range(5) for j in range(5)], float)
+    assert paper_band(grid) == pytest.approx(np.sqrt(2.0))  # a lattice's queen band
+    assert len(weights(grid, "band:paper").neighbors[12]) == 8
+
+
+def test_isolated_points_have_local_moran_zero_as_esda():
+    xy = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [9.0, 9.0], [3.0, 0.0], [3.0, 1.0]])
+    w = weights(xy, "band:1.0")
+    assert w.islands == [4]
+    values = np.array([1.0, 2.0, 0.5, 3.0, 7.0, -1.0, 0.0])
+    ours = local_moran_torch(torch.as_tensor(values), sparse_weights(w)).numpy()
+    np.testing.assert_allclose(ours, esda.Moran_Local(values, w, permutations=0).Is, atol=1e-9)
+    assert ours[4] == 0.0
+
+
+def test_california_paper_weights_leave_4910_points_without_neighbours():
+    from genforge.geo.data import data_root
+
+    root = data_root()
+    path = None if root is None else root / "spacegan" / "houses1990.csv"
+    if path is None or not path.is_file():
+        pytest.skip("needs ../shared/data/spacegan/houses1990.csv (the reference data folder)")
+    import pandas as pd
+
+    xy = pd.read_csv(path)[["longitude", "latitude"]].to_numpy(float)
+    assert paper_band(xy) == 0.00999999999999801
+    assert len(weights(xy, "band:paper").islands) == 4910
