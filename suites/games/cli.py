@@ -247,13 +247,15 @@ def sprites(
 def evaluate_sprites(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON"),
     steps: int = typer.Option(1000, "--steps", help="Training steps of the VAE and of the GAN baseline"),
-    diffusion_steps: int = typer.Option(1500, "--diffusion-steps", help="Training steps (batch 16) of the "
-                                        "sprite diffusion model"),
+    diffusion_steps: int = typer.Option(None, "--diffusion-steps", help="Training steps of the sprite "
+                                        "diffusion model (default: SpriteDiffusion's own)"),
     beta: float = typer.Option(4.0, "--beta", help="KL weight of the sprite VAE"),
     seed: int = typer.Option(0, "--seed"),
+    model_dir: Path = typer.Option(None, "--save-model", help="Save the fitted diffusion model here"),
 ) -> None:
     """Sprite diffusion (guidance chosen on validation samples) vs the sprite VAE and a same-width
-    conditional GAN on Kenney's sprites: FD (own features), class accuracy, nearest-neighbour copies.
+    conditional GAN on Kenney's sprites: FD (own features), class accuracy by a cross-fitted judge
+    (beside its held-out accuracy on real sprites, by class), nearest-neighbour copies.
 
     Examples:
       genforge games evaluate-sprites --json sprites.json
@@ -264,7 +266,8 @@ def evaluate_sprites(
     from genforge.io import write_json_atomic
 
     _threads()
-    result = run(steps=steps, diffusion_steps=diffusion_steps, seed=seed, beta=beta, echo=_echo)
+    result = run(steps=steps, diffusion_steps=diffusion_steps, seed=seed, beta=beta,
+                 model_dir=None if model_dir is None else str(model_dir), echo=_echo)
     typer.echo(json.dumps(result, indent=2))
     if json_path is not None:
         write_json_atomic(json_path, result)

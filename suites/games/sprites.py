@@ -263,7 +263,8 @@ class SpriteDiffusion(_SpriteEstimator):
     """Class-conditional sprite diffusion with classifier-free guidance (core :class:`genforge.Diffusion`).
 
     The UNet sees RGBA scaled to [-1, 1]; the class is a label embedding, dropped with probability
-    ``cfg_dropout`` in training so that sampling can guide: out = u + w (c - u), w = ``guidance_scale``.
+    ``cfg_dropout`` in training so that sampling can guide: out = u + w (c - u), w = ``guidance_scale``
+    (one number, or one per class: a rare class may need stronger guidance than a common one).
     Classes are balanced in training by repetition (:func:`balanced_indices`). Samples are DDIM
     (``sample_steps``), then palette-quantised with hard alpha as :class:`SpriteVAE`'s. Defaults from
     docs/results/games.md (Kenney's sprites, w chosen on validation samples): after 1,500 steps of 16
@@ -273,7 +274,8 @@ class SpriteDiffusion(_SpriteEstimator):
     state_version: ClassVar[int] = 1
 
     def __init__(self, size: int = 32, base_channels: int = 32, channel_mults: tuple[int, ...] = (1, 2, 2),
-                 cfg_dropout: float = 0.15, guidance_scale: float = 2.0, sample_steps: int = 25,
+                 cfg_dropout: float = 0.15, guidance_scale: float | tuple[float, ...] = 2.0,
+                 sample_steps: int = 25,
                  palette_size: int = 32, max_steps: int = 2200, batch_size: int = 16, lr: float = 1e-3,
                  ema_decay: float | None = 0.995, balance: bool = True, seed: int = 0,
                  progress: bool = False, device: str = "auto"):
@@ -329,6 +331,16 @@ class SpriteDiffusion(_SpriteEstimator):
         self.model_ = model.to(device).eval()
         return self
 
+    def guidance_for(self, class_name: str | int) -> float:
+        """The guidance scale that sampling uses for a class (``guidance_scale``, or its entry)."""
+        w = self.guidance_scale
+        if isinstance(w, int | float):
+            return float(w)
+        if len(w) != len(self.classes_):
+            raise DataError(f"guidance_scale: {len(w)} values for {len(self.classes_)} classes; "
+                            "expected one number or one per class")
+        return float(w[self._class_index(class_name)])
+
     @torch.no_grad()
     def sample(self, n: int, class_name: str | int, seed: int = 0, raw: bool = False,
                guidance_scale: float | None = None) -> np.ndarray:
@@ -337,7 +349,7 @@ class SpriteDiffusion(_SpriteEstimator):
         ``guidance_scale`` overrides the fitted default (1 = no guidance)."""
         self._check_fitted()
         idx = self._class_index(class_name)
-        w = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+        w = self.guidance_for(idx) if guidance_scale is None else float(guidance_scale)
         g = torch.Generator().manual_seed(seed)
         cond = torch.full((n,), idx, dtype=torch.long)
         x = self.model_.sample(n, steps=self.sample_steps, guidance_scale=w, cond=cond, generator=g)

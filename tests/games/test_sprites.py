@@ -94,6 +94,15 @@ def test_sprite_diffusion_learns_and_outputs_pixel_art(small, tmp_path):
     again = load_sprite_model(tmp_path / "diffusion")
     assert isinstance(again, SpriteDiffusion)
     assert np.array_equal(again.sample(3, "enemies", seed=2, guidance_scale=2.0), out)
+    model.guidance_scale = (1.0, 3.0)  # one scale per class
+    assert model.guidance_for("items") == 3.0
+    assert np.array_equal(model.sample(2, "items", seed=4),
+                          model.sample(2, "items", seed=4, guidance_scale=3.0))
+    model.save(tmp_path / "per_class")
+    assert load_sprite_model(tmp_path / "per_class").guidance_for("enemies") == 1.0
+    model.guidance_scale = (1.0, 2.0, 3.0)
+    with pytest.raises(DataError, match="3 values for 2 classes"):
+        model.sample(1, "items")
     vae = SpriteVAE(size=16, hidden=(8, 16), latent_dim=4, max_steps=2).fit(images, labels, names)
     vae.save(tmp_path / "vae")
     assert isinstance(load_sprite_model(tmp_path / "vae"), SpriteVAE)
@@ -113,3 +122,86 @@ def test_guidance_is_the_smallest_scale_near_the_best_validation_accuracy(small)
 
     w, acc = choose_guidance(Stub(), clf, 2, (1.0, 2.0, 4.0), n_per_class=8)
     assert w == 2.0 and acc["1.0"] < 0.5 < acc["2.0"]
+
+
+def test_guidance_by_class_lets_a_harder_class_take_a_larger_scale(small):
+    from genforge.games.sprite_eval import choose_guidance_by_class, train_classifier
+
+    images, labels, _ = small
+    clf = train_classifier(images, labels, steps=150)
+
+    class Stub:  # class 0 right from w = 2 on, class 1 only from w = 4
+        def sample(self, n, c, seed=0, guidance_scale=1.0):
+            want = c if guidance_scale >= (2 if c == 0 else 4) else 1 - c
+            pool = images[labels == want]
+            return pool[np.random.default_rng(seed).integers(0, len(pool), n)]
+
+    w, acc, by_class, per_class = choose_guidance_by_class(Stub(), clf, 2, (1.0, 2.0, 4.0), n_per_class=8)
+    assert per_class == (2.0, 4.0) and w == 4.0
+    assert by_class["2.0"][0] > 0.5 > by_class["2.0"][1]
+
+
+def _halves(n: int = 24, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two easy classes: opaque top half vs opaque bottom half, random colours."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 4, size, size), np.float32)
+    labels = np.arange(n) % 2
+    for i, c in enumerate(labels):
+        rows = slice(0, size // 2) if c == 0 else slice(size // 2, size)
+        images[i, 3, rows] = 1.0
+        images[i, :3, rows] = rng.random((3, 1, 1))
+    return images, labels
+
+
+def test_folds_are_stratified():
+    from genforge.games.sprite_eval import folds_of
+
+    labels = np.array([0] * 19 + [1] * 150 + [2] * 5)
+    fold = folds_of(labels, 4, seed=3)
+    for c in range(3):
+        counts = np.bincount(fold[labels == c], minlength=4)
+        assert counts.max() - counts.min() <= 1, (c, counts)
+
+
+def test_augment_keeps_alpha_hard_and_values_in_range():
+    import torch
+
+    from genforge.games.sprite_eval import augment
+
+    images, _ = _halves(8)
+    x = torch.from_numpy(images)
+    out = augment(x)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert set(torch.unique(out[:, 3]).tolist()) <= {0.0, 1.0}
+    # a shift of up to 2 pixels each way moves at most 2 rows (2 x 16) and 2 columns (2 x 8) of the
+    # opaque half (8 x 16) out of the frame
+    assert (out[:, 3].sum((1, 2)) >= x[:, 3].sum((1, 2)) - 2 * 16 - 2 * 8).all()
+    assert not torch.equal(augment(x), augment(x))  # random
+
+
+def test_cross_fitted_judge_reports_held_out_accuracy_by_class():
+    from genforge.games.sprite_eval import predict, sprite_metrics, train_judge
+
+    images, labels = _halves(24)
+    judge = train_judge(images, labels, ["top", "bottom"], folds=2, seeds=1, steps=60, seed=0)
+    assert len(judge.members) == 2 and judge.held_out["members"] == 2
+    assert set(judge.held_out["by_class"]) == {"top", "bottom"}
+    assert judge.held_out["accuracy"] > 0.9, judge.held_out  # easy classes, each judged out of fold
+    assert (predict(judge, images) == labels).mean() > 0.9
+    scored = sprite_metrics(judge, images, images[::-1].copy(), labels[::-1].copy(), ["top", "bottom"])
+    assert scored["class_accuracy_by_class"]["top"] > 0.9 and scored["copies"] == len(images)
+    swapped = sprite_metrics(judge, images, images, 1 - labels, ["top", "bottom"])
+    assert swapped["class_accuracy"] < 0.1
+
+
+def test_evaluate_sprites_command_leaves_diffusion_steps_to_the_model(monkeypatch):
+    import inspect
+
+    import genforge.games.sprite_eval as sprite_eval
+    from genforge.cli import main
+
+    assert inspect.signature(sprite_eval.evaluate_sprites).parameters["diffusion_steps"].default is None
+    seen = {}
+    monkeypatch.setattr(sprite_eval, "evaluate_sprites", lambda **kw: seen.update(kw) or {"ok": 1})
+    assert main(["games", "evaluate-sprites", "--seed", "3"]) == 0
+    assert seen["diffusion_steps"] is None and seen["seed"] == 3
