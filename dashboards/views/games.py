@@ -183,12 +183,16 @@ with tab_sprites:
         try:
             sprite_model = _sprite_model(sprite_dir, (Path(sprite_dir) / "config.json").stat().st_mtime)
             seed = st.number_input("sprite seed", 0, 10_000, 0)
-            made = sprite_model.sample(24, choice if choice in sprite_model.classes_ else 0, seed=int(seed))
+            wanted = choice if choice in sprite_model.classes_ else 0
+            made = sprite_model.sample(24, wanted, seed=int(seed))
+            # diffusion models guide each class with its own scale (chosen on validation)
+            guide = (f", guidance scale {sprite_model.guidance_for(wanted):g}"
+                     if hasattr(sprite_model, "guidance_for") else "")
         except Exception as exc:  # a bad or mismatched model folder is a message, not a crash
             st.error(f"{sprite_dir}: {exc}")
         else:
             sheet = _sheet_png(made)
-            st.write("generated (palette-quantised, hard alpha)")
+            st.write(f"generated (palette-quantised, hard alpha{guide})")
             st.image(sheet)
             st.download_button("sprite sheet PNG", sheet, f"{choice}-sheet.png")
     else:

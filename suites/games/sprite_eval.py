@@ -16,8 +16,9 @@ that design was chosen on real sprites only (held-out accuracy, docs/results/gam
 The copy check is the RMS pixel distance (RGBA) from each generated sprite to its nearest training sprite,
 beside the same distance between real sprites (leave-one-out) for scale; a sample under
 ``COPY_THRESHOLD`` counts as a copy. The baselines are the sprite VAE and the core GAN with the same
-widths, class-conditional. The guidance scale of the diffusion model is chosen with a second judge
-(other folds, other seeds) on samples of validation seeds, never with the evaluation judge or samples.
+widths, class-conditional. The guidance scale of the diffusion model (one per class) is chosen with a
+second judge (other folds, other seeds) on samples of validation seeds, never with the evaluation judge
+or samples.
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ def evaluate_sprites(size: int = 32, steps: int = 1000, n_per_class: int = 64, s
     """Sprite diffusion (CFG) vs the sprite VAE and the conditional GAN (same widths), on Kenney's sprites.
 
     Two cross-fitted judges (:func:`train_judge`) on other folds and seeds: the validation judge chooses
-    the guidance scale (:func:`choose_guidance`, samples of validation seeds); every figure of the result
+    the guidance scale of each class (:func:`choose_guidance_by_class`, 32 samples per class and scale,
+    validation seeds); every figure of the result
     comes from the evaluation judge on samples of other seeds, beside that judge's held-out accuracy on
     the real sprites by class. ``diffusion_steps`` / ``diffusion_batch``: None = SpriteDiffusion's
     defaults. ``model_dir``: where to save the fitted diffusion model (with its chosen guidance scale).
