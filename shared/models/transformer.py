@@ -10,6 +10,9 @@ One readable file, in the spirit of nanoGPT's ``model.py``:
   repetition penalty. With ``use_cache=True`` keys and values live in a cache allocated once for the
   whole generation (``KVCache``); each step writes one position in place, so nothing is concatenated
   or re-allocated per token. ``temperature == 0`` means greedy decoding.
+- Positions: learned absolute embeddings by default; ``GPTConfig(position="rope")`` uses rotary
+  embeddings (Su et al. 2021) on queries and keys instead, so attention depends on relative offsets
+  (the core analogue of the Music Transformer's relative attention); ``"learned+rope"`` uses both.
 - Context longer than ``block_size``: like nanoGPT the model only ever sees the last ``block_size``
   tokens. Position embeddings are absolute, so a cache cannot simply slide (every cached key was
   computed at a position that shifts). Once the sequence exceeds ``block_size`` the cached path
@@ -43,6 +46,8 @@ from torch import Tensor, nn
 from genforge.errors import ConfigError, GenforgeError
 from genforge.registry import register_model
 
+POSITIONS = ("learned", "rope", "learned+rope")
+
 
 @dataclass
 class GPTConfig:
@@ -55,6 +60,8 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True  # biases in Linear and LayerNorm layers (GPT-2 has them)
+    position: str = "learned"  # "learned" (absolute table) | "rope" (rotary) | "learned+rope"
+    rope_base: float = 10000.0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -64,6 +71,22 @@ class GPTConfig:
             raise ConfigError(f"GPTConfig.n_embd = {self.n_embd} is not divisible by n_head = {self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GPTConfig.dropout = {self.dropout}; expected a value in [0, 1)")
+        if self.position not in POSITIONS:
+            raise ConfigError(
+                f"GPTConfig.position = {self.position!r}; expected one of {', '.join(POSITIONS)}"
+            )
+        if "rope" in self.position and (self.n_embd // self.n_head) % 2:
+            raise ConfigError(
+                f"GPTConfig: rotary positions need an even head size; got {self.n_embd // self.n_head}"
+            )
+
+    @property
+    def learned_positions(self) -> bool:
+        return "learned" in self.position
+
+    @property
+    def rope(self) -> bool:
+        return "rope" in self.position
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +138,21 @@ def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Te
 # --------------------------------------------------------------------------------------------------
 
 
+def rope_tables(head_dim: int, length: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """Rotary tables ``cos``, ``sin`` of shape ``[length, head_dim // 2]`` (position x frequency)."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.arange(length, dtype=torch.float64)[:, None] * inv_freq[None]
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate the two halves of each head (``x``: ``[B, nh, T, hd]``) by the angles of ``cos``/``sin``
+    (``[T, hd/2]``), GPT-NeoX style: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
 class KVCache:
     """Keys and values of every layer, allocated once: ``k[layer]`` is ``[B, n_head, max_len, head_dim]``.
 
@@ -151,11 +189,20 @@ class CausalSelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, nh, T, hd]
         return q, k, v
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        rope: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """Causal attention over ``x``; with ``cache`` the new keys/values are stored at
-        positions ``cache.length ...`` and the queries attend to everything cached so far."""
+        positions ``cache.length ...`` and the queries attend to everything cached so far.
+        ``rope``: rotary ``(cos, sin)`` for the positions of ``x`` (rotary models only)."""
         B, T, C = x.shape
         q, k, v = self._heads(x)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is None:
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
@@ -246,8 +293,14 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(
+        self,
+        x: Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        rope: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -262,7 +315,12 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        # learned absolute positions (default); a rotary-only model has no table (wpe is None)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.learned_positions else None
+        if config.rope:  # not saved with the weights: rebuilt from the config
+            cos, sin = rope_tables(config.n_embd // config.n_head, config.block_size, config.rope_base)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
@@ -289,7 +347,7 @@ class GPT(nn.Module):
     def num_parameters(self, non_embedding: bool = True) -> int:
         """Parameter count; by default without the position embedding (as nanoGPT reports it)."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        return n - self.wpe.weight.numel() if non_embedding and self.wpe is not None else n
 
     # ---------------------------------------------------------------------------------- training
 
@@ -306,9 +364,15 @@ class GPT(nn.Module):
                 f"sequence of {start + T} tokens exceeds the model's block_size = {self.config.block_size}"
             )
         # positions start..start+T-1: a slice of the position table (no per-step arange/gather)
-        x = self.drop(self.wte(idx) + self.wpe.weight[start : start + T])
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe.weight[start : start + T]
+        x = self.drop(x)
+        rope = (
+            (self.rope_cos[start : start + T], self.rope_sin[start : start + T]) if self.config.rope else None
+        )
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+            x = block(x, cache, i, rope)
         if cache is not None:
             cache.length += T
         if last_only:
@@ -369,13 +433,18 @@ class GPT(nn.Module):
         guard depends on the step. Returns logits ``[B, vocab]``.
         """
         linear = _rows_linear if self._cpu_step else (lambda h, layer: layer(h))
-        x = self.wte(idx) + self.wpe(pos_t)
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(pos_t)
+        rope = (self.rope_cos[pos_t], self.rope_sin[pos_t]) if self.config.rope else None  # [1, hd/2]
         visible = (cache.slots <= pos_t)[None]  # [1, max_len]: filled slots, this one included
         B, nh, hd = idx.size(0), self.config.n_head, self.config.n_embd // self.config.n_head
         for i, block in enumerate(self.blocks):
             attn, mlp = block.attn, block.mlp
             qkv = linear(block.ln_1(x), attn.c_attn).view(B, 1, 3, nh, hd)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, nh, 1, hd]
+            if rope is not None:
+                q, k = apply_rope(q, *rope), apply_rope(k, *rope)
             cache.k[i][:, :, pos_t] = k  # index_put_: an in-place scatter once compiled
             cache.v[i][:, :, pos_t] = v
             if self._cpu_step:

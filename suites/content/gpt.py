@@ -11,10 +11,13 @@ from typing import Any
 import torch
 
 
-def train_gpt(est: Any, vocab_size: int, ids: torch.Tensor, **train_fields: Any) -> tuple[Any, Any]:
+def train_gpt(
+    est: Any, vocab_size: int, ids: torch.Tensor, dataset: Any = None, **train_fields: Any
+) -> tuple[Any, Any]:
     """Seed torch with ``est.seed``, build a GPT from ``est``'s size parameters (``block_size``, ``n_layer``,
     ``n_head``, ``n_embd``, ``dropout``) and train it on the windows of ``ids`` with ``est``'s optimisation
-    parameters; ``train_fields`` adds ``TrainConfig`` fields (checkpointing). Returns (model in eval mode,
+    parameters; ``dataset`` replaces the windows of ``ids`` (pairs ``(x, y)``, ``y = -1`` ignored);
+    ``train_fields`` adds ``TrainConfig`` fields (checkpointing). Returns (model in eval mode,
     TrainResult)."""
     from genforge.content.text.data import Windows
     from genforge.models.transformer import GPT, GPTConfig
@@ -31,6 +34,7 @@ def train_gpt(est: Any, vocab_size: int, ids: torch.Tensor, **train_fields: Any)
             n_embd=est.n_embd,
             dropout=est.dropout,
             bias=False,
+            position=getattr(est, "position", "learned"),  # opt-in rotary positions (MusicGenerator)
         )
     )
     cfg = nanogpt_train_config(
@@ -48,5 +52,5 @@ def train_gpt(est: Any, vocab_size: int, ids: torch.Tensor, **train_fields: Any)
         device=est.device,
         **train_fields,
     )
-    result = Trainer(cfg).fit(model, Windows(ids, est.block_size))
+    result = Trainer(cfg).fit(model, dataset if dataset is not None else Windows(ids, est.block_size))
     return model.eval(), result

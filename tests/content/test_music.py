@@ -20,7 +20,15 @@ from genforge.content import (
     write_audio,
     write_midi,
 )
-from genforge.content.music.data import VOCAB_SIZE, decode, encode
+from genforge.content.music.data import (
+    HIGH_PITCH,
+    REST,
+    VOCAB_SIZE,
+    VoiceWindows,
+    decode,
+    encode,
+    transpositions,
+)
 from genforge.content.music.evaluate import in_key_share, sample_statistics, split_chorales
 from genforge.errors import DataError
 
@@ -97,6 +105,49 @@ def test_tiny_music_gpt_learns_and_beats_uniform():
     assert gen.grid.shape == (20, 4)
     cont = est.generate(seconds=3, bpm=100, opening=pieces[0], seed=0)
     assert np.array_equal(cont.grid[: len(pieces[0].grid)][:20], pieces[0].grid[:20])
+
+
+def test_transpositions_stay_in_range_and_keep_intervals():
+    piece = _piece(32)
+    moved = transpositions(piece)
+    assert len(moved) == 12 and moved[5] is piece  # shifts -5..+6, the piece itself at 0
+    for k, m in zip(range(-5, 7), moved, strict=True):
+        assert np.array_equal(m.grid == -1, piece.grid == -1)  # rests stay rests
+        assert np.array_equal(m.grid[piece.grid >= 0], piece.grid[piece.grid >= 0] + k)
+    high = Piece("high", np.where(piece.grid >= 0, piece.grid + HIGH_PITCH - 4 - piece.grid.max(), -1))
+    assert [int(m.grid.max()) for m in transpositions(high)][-1] == HIGH_PITCH  # +5, +6 dropped
+
+
+def test_voice_windows_start_on_bos_or_soprano_and_stay_in_their_piece():
+    a, b = encode(_piece(32, 0).grid), encode(_piece(16, 1).grid)  # 129 and 65 tokens
+    windows = VoiceWindows([a, b], block=48)
+    assert windows.starts[0] == 0 and all(s % 4 == 1 for s in windows.starts[1 : windows.ends.count(129)])
+    for i in range(len(windows)):
+        x, y = windows[i]
+        s, end = windows.starts[i], windows.ends[i]
+        piece, offset = (a, 0) if end == 129 else (b, 129)
+        inside = min(48, end - s - 1)  # targets inside the piece; the rest are ignored (-1)
+        assert y[:inside].tolist() == piece[s - offset + 1 : s - offset + 1 + inside]
+        assert (y[inside:] == -1).all() and (x[min(48, end - s) :] == REST).all()
+        assert inside >= 24 or s == offset  # at least half a block of targets, or the piece's BOS start
+    beats = VoiceWindows([a, b], block=48, stride=4)  # every quarter note of the grid
+    assert beats.starts == [0, 1, 17, 33, 49, 65, 81, 97, 129, 130, 146, 162]
+
+
+def test_rope_music_gpt_with_aligned_windows_and_transpositions_learns():
+    torch.set_num_threads(1)
+    pieces = [_piece(128, s) for s in range(4)]
+    size = dict(block_size=64, n_layer=1, n_head=2, n_embd=32, batch_size=16, dropout=0.0, lr=3e-3)
+    common = dict(progress=False, device="cpu", position="learned+rope", align_steps=4, transpose=True)
+    est = MusicGenerator(max_steps=120, **size, **common).fit(pieces[:3])
+    assert est.model_.config.position == "learned+rope"
+    total, n = est.nll(encode(pieces[3].grid))
+    start = MusicGenerator(max_steps=1, **size, **common).fit(pieces[:3]).nll(encode(pieces[3].grid))[0]
+    assert n == pieces[3].grid.size and total < 0.7 * start
+    gen = est.generate(seconds=6, bpm=100, seed=0)  # 40 steps = 160 events: past the 64-event context
+    assert gen.grid.shape == (40, 4)
+    with pytest.raises(DataError, match="Pieces"):
+        MusicGenerator(transpose=True).fit([encode(pieces[0].grid)])
 
 
 def test_statistics_and_split():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from genforge.errors import DataError
 
@@ -77,6 +78,61 @@ def grid_to_notes(grid: np.ndarray, bpm: float = 90.0) -> list[tuple[int, float,
                     notes.append((int(col[start]), start * step, i * step, v))
                 start = i
     return sorted(notes, key=lambda n: (n[1], n[3]))
+
+
+def transpositions(piece: Piece, shifts: range = range(-5, 7)) -> list[Piece]:
+    """``piece`` moved by every shift of ``shifts`` (semitones; default the 12 keys -5..+6) that keeps
+    all its pitches in ``[LOW_PITCH, HIGH_PITCH]``; shift 0 (the piece itself) included. Training
+    augmentation for chorales, as is standard for JSB."""
+    sounding = piece.grid[piece.grid >= 0]
+    if not len(sounding):
+        return [piece]
+    low, high = int(sounding.min()), int(sounding.max())
+    out = []
+    for k in shifts:
+        if k == 0:
+            out.append(piece)
+        elif LOW_PITCH <= low + k and high + k <= HIGH_PITCH:
+            grid = np.where(piece.grid >= 0, piece.grid + k, piece.grid).astype(np.int16)
+            out.append(Piece(f"{piece.name}{k:+d}", grid, piece.bpm))
+    return out
+
+
+class VoiceWindows(torch.utils.data.Dataset):
+    """Training windows of ``block`` tokens that start on a piece's BOS or on the soprano token of every
+    ``stride``-th grid step (1: every step; 4: every quarter note of the grid), so window position ``i``
+    after such a start holds voice ``i % 4`` and, for ``stride`` 4, sits at a fixed place in the beat:
+    the absolute position embedding then encodes voice (and beat). Windows stay inside their piece and
+    hold at least half a block of targets (the BOS start excepted); a short tail is padded (inputs
+    ``REST``, targets ``-1`` = ignored). Items ``(x, y)`` as the core GPT's ``training_loss`` takes."""
+
+    def __init__(self, sequences: list[list[int]], block: int, stride: int = 1) -> None:
+        if block < 1 or stride < 1 or not sequences:
+            raise DataError("VoiceWindows: expected pieces, a positive context and a positive stride")
+        self.block = block
+        self.ids = torch.tensor([t for s in sequences for t in s], dtype=torch.long)
+        starts, ends, offset = [], [], 0
+        for seq in sequences:
+            end = offset + len(seq)
+            for s in [offset, *range(offset + 1, end - 1, VOICES * stride)]:
+                if s == offset or s + max(1, block // 2) < end:
+                    starts.append(s)
+                    ends.append(end)
+            offset = end
+        self.starts, self.ends = starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s, end = self.starts[i], self.ends[i]
+        x = torch.full((self.block,), REST, dtype=torch.long)
+        y = torch.full((self.block,), -1, dtype=torch.long)
+        n_x = min(self.block, end - s)
+        n_y = min(self.block, end - s - 1)
+        x[:n_x] = self.ids[s : s + n_x]
+        y[:n_y] = self.ids[s + 1 : s + 1 + n_y]
+        return x, y
 
 
 # ----------------------------------------------------------------------------------------- readers

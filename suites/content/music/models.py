@@ -48,6 +48,11 @@ class MusicGenerator(SuiteEstimator):
         lr: float = 1e-3,
         warmup_steps: int = 100,
         weight_decay: float = 0.1,
+        position: str = "learned",
+        align_steps: int = 0,
+        transpose: bool = False,
+        optimizer: str = "adamw",
+        muon_lr: float = 0.02,
         seed: int = 0,
         progress: bool = True,
         device: str = "auto",
@@ -62,6 +67,13 @@ class MusicGenerator(SuiteEstimator):
         self.lr = lr
         self.warmup_steps = warmup_steps
         self.weight_decay = weight_decay
+        self.position = position  # core GPT positions: "learned" | "rope" | "learned+rope"
+        # > 0: windows start on BOS or on the soprano token of every align_steps-th grid step (training,
+        # and the same grid in scoring and generation), so learned positions encode voice (and beat)
+        self.align_steps = align_steps
+        self.transpose = transpose  # train on the 12 transpositions -5..+6 that stay in the vocabulary
+        self.optimizer = optimizer  # "adamw" | "muon" (Muon on the hidden matrices, AdamW on the rest)
+        self.muon_lr = muon_lr
         self.seed = seed
         self.progress = progress
         self.device = device
@@ -95,17 +107,23 @@ class MusicGenerator(SuiteEstimator):
         )
 
     def fit(self, X: Sequence[Any], y: None = None) -> MusicGenerator:
-        """Train on pieces (``music.data.Piece``) or token lists."""
+        """Train on pieces (``music.data.Piece``) or token lists (``transpose`` needs Pieces)."""
         from genforge.content.gpt import train_gpt
-        from genforge.content.music.data import VOCAB_SIZE
+        from genforge.content.music.data import VOCAB_SIZE, Piece, VoiceWindows, transpositions
 
+        if self.transpose:
+            items = [X] if isinstance(X, Piece) else list(X)
+            if not all(isinstance(p, Piece) for p in items):
+                raise DataError("MusicGenerator(transpose=True).fit: expected Pieces, not token lists")
+            X = [t for p in items for t in transpositions(p)]
         seqs = _token_lists(X)
         ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
         if len(ids) <= self.block_size + 1:
             raise DataError(
                 f"the pieces hold {len(ids)} events; expected more than the context of {self.block_size + 1}"
             )
-        self.model_, result = train_gpt(self, VOCAB_SIZE, ids)
+        dataset = VoiceWindows(seqs, self.block_size, self.align_steps) if self.align_steps > 0 else None
+        self.model_, result = train_gpt(self, VOCAB_SIZE, ids, dataset=dataset)
         self.history_ = result.history[-20:]
         return self
 
@@ -113,7 +131,8 @@ class MusicGenerator(SuiteEstimator):
     def nll(self, tokens: Sequence[int], skip_first: int = 1) -> tuple[float, int]:
         """Total NLL (nats) of ``tokens[skip_first:]`` and their count: a sliding window of
         ``block_size`` moved by half a window, each token scored once with at least half a window of
-        context (all of it near the start)."""
+        context (all of it near the start). With ``align_steps`` every later window starts on a
+        soprano token of that grid (``tokens[0]`` is BOS), as in training."""
         self._check_fitted()
         toks = torch.tensor([int(t) for t in tokens], dtype=torch.long)
         block = self.model_.config.block_size
@@ -129,6 +148,11 @@ class MusicGenerator(SuiteEstimator):
             count += len(y) - first
             scored_to = start + len(y) + 1
             start = max(start + 1, scored_to - 1 - half)
+            if getattr(self, "align_steps", 0) > 0:
+                from genforge.content.music.data import VOICES
+
+                aligned = start + (-(start - 1) % (VOICES * self.align_steps))  # next aligned soprano
+                start = aligned if aligned <= scored_to - 1 else start
         return total, count
 
     def generate_tokens(
@@ -154,7 +178,12 @@ class MusicGenerator(SuiteEstimator):
         target = len(ids) + n_events
         while len(ids) < target:
             step = min(chunk, target - len(ids))
-            context = self._tensor([ids[-(block - step) :]], torch.long)
+            first = max(0, len(ids) - (block - step))
+            if first and getattr(self, "align_steps", 0) > 0:  # the context starts on an aligned soprano
+                from genforge.content.music.data import VOICES
+
+                first += -(first - 1) % (VOICES * self.align_steps)
+            context = self._tensor([ids[first:]], torch.long)
             out = self.model_.generate(
                 context, step, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
             )
