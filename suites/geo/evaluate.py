@@ -20,9 +20,10 @@ Per seed, on one point layer:
    out; the models are refitted without them, and held-out points are conditioned on training points only).
    Ours is reported with its interval calibrated by split conformal on inner block folds of the training
    region (:meth:`SpaceGAN.interval_scores`, ``inner_folds`` fits; the outer blocks play no part) with the
-   ``interval_score`` "oof" (|error| / mean out-of-fold error of the 16 nearest training points, chosen by
-   leave-one-inner-fold-out coverage on toy1 and toy2 training regions, see docs/results/geo.md); "abs",
-   "local" and the uncalibrated draws are reported beside it, with each score's inner-fold coverage.
+   ``interval_score`` "local" (|error| / sd of the k nearest training targets; chosen by leave-one-inner-fold-
+   out coverage on toy1 and toy2 training regions, see docs/results/geo.md); "abs", "oof" (|error| / mean
+   out-of-fold error of the 16 nearest training points) and the uncalibrated draws are reported beside it,
+   with each score's inner-fold coverage.
 
 Results go to a JSON file (atomically, after every seed; a rerun with the same settings resumes after the
 last finished seed).
@@ -67,7 +68,7 @@ class Protocol:
     gp_max: int = 1500
     inner_folds: int = 4
     holdout_steps: int | None = None  # steps of the hold-out models (inner folds and outer); None = max_steps
-    interval_score: str = "oof"
+    interval_score: str = "local"
     extra_weights: list[str] = field(default_factory=list)  # e.g. ["band:paper"]: MIE also under these
     baselines: list[str] = field(default_factory=lambda: ["original", "nonspatial", "linear", "kriging"])
 
