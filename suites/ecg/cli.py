@@ -160,8 +160,13 @@ def _expected_far_line(target: float | None, new: dict | None, seen: list[str]) 
     if new:
         new_part = (
             f"new records: {new['median']:.1%} median across {new['records']} held-out training patients "
-            f"(25-75%: {new['q25']:.1%}-{new['q75']:.1%}, worst {new['max']:.1%})"
+            f"(25-75%: {new['q25']:.1%}-{new['q75']:.1%}, worst {new['max']:.1%}; pooled {new['pooled']:.1%})"
         )
+        if new.get("upper") is not None and target is not None:
+            new_part += (
+                f", threshold set so that a new group of patients stays within {target:.1%} "
+                f"with probability {new['bound']:.0%}"
+            )
     else:
         new_part = (
             "new records: no held-out-patient calibration (--calibration-folds 0, or fewer training records "

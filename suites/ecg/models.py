@@ -7,7 +7,9 @@ How a beat is scored (higher anomaly score = more abnormal):
   adds the raw beat), shrunk by ``noise_ref_ / noise`` where the beat's segment is noisier than the
   training beats' median (``noise_scaling``), so a new patient's normal beats look like their own template
   and noise does not look like abnormal shape. ``shape_model="pca-knn"`` (default): distance to the
-  ``shape_k``-th nearest training beat in the first ``shape_components`` principal components;
+  ``shape_k``-th nearest reference point in the first ``shape_components`` principal components, the
+  reference being the training beats' codes condensed by per-record k-means to ``shape_reference_size``
+  points (default: the nearest of ~2,000 centroids; 10x less search than every beat, same DS1 AUROC);
   ``"vae"``: the core VAE's deterministic negative ELBO (:class:`genforge.models.vae.VAE`, MLP or 1-D
   conv, conditioned on log RR). Both are always fitted and reported (``score_parts``); the VAE gives
   :meth:`explain`'s reconstructions. The projection discards the noise outside the normal beats'
@@ -17,11 +19,9 @@ How a beat is scored (higher anomaly score = more abnormal):
   (previous, next, local, 5-minute average) - the RR-only baseline, as a term.
 - **timing**: the distance from the beat's timing features to their ``timing_k``-th nearest neighbour
   among the training beats (``timing_density="knn"``), or a Mahalanobis distance (``"mahalanobis"``).
-  The neighbour distance follows a timing distribution with several modes (sinus rhythm, atrial
-  fibrillation, bigeminy) where one ellipse cannot. ``timing="prematurity"`` reads timing relative to the
-  patient's own rhythm (:func:`~genforge.ecg.preprocess.prematurity_features`), so a premature beat in a
-  regular rhythm stands out while RR jumps inside atrial fibrillation do not; ``timing="absolute"`` uses
-  the four log RR intervals (previous, next, local, 5-minute average).
+  The neighbour distance follows a multi-modal timing distribution (sinus rhythm, AF, bigeminy).
+  ``timing="prematurity"`` reads timing relative to the patient's own rhythm
+  (:func:`~genforge.ecg.preprocess.prematurity_features`); ``"absolute"``: the four log RR intervals.
 - **same record** (``patient_weight``): when the training beats include beats of the record being
   scored, the distance to the ``patient_k``-th nearest of them in raw shape and log RR
   (:class:`~genforge.ecg.patient.PatientReference`, matched by the ``record`` column); silent (``NaN``,
@@ -29,13 +29,12 @@ How a beat is scored (higher anomaly score = more abnormal):
 - **combined**: each score is standardised robustly on held-out normal beats (median, IQR) and they are
   summed with weights ``rr_weight`` (timing), ``rhythm_weight`` and ``patient_weight``.
 - **two operating points**: a record seen in training is judged against ``offset_``, which flags a
-  fraction ``target_far`` of held-out normal beats of the training records. A new record's normal beats
-  differ more from the training beats than held-out ones do, so that threshold would flag several times
-  ``target_far`` on new patients. With ``calibration_folds`` > 0 (and beats of at least that many records
-  in a ``record`` column), ``fit`` also trains one copy of the detector per fold of the training *records*,
-  scores the records each copy did not see, and sets ``offset_new_`` so that ``target_far`` of those
-  held-out patients' normal beats is flagged; ``new_patient_far_`` keeps how that rate spreads across the
-  held-out patients. Both are on the same standardised scale (median 0, IQR 1 on held-out normal beats).
+  fraction ``target_far`` of held-out normal beats of the training records; new patients' normal beats
+  differ more, so they get their own threshold. With ``calibration_folds`` > 0 (and beats of at least
+  that many records in a ``record`` column), ``fit`` also trains one copy of the detector per fold of
+  the training *records*, scores the records each copy did not see, and sets ``offset_new_`` so that a
+  new group of patients, resampled from those, is flagged on at most ``target_far`` of its normal beats
+  with probability ``calibration_bound``; ``new_patient_far_`` keeps how that rate spreads across them.
 
 Defaults were chosen by patient-wise cross-validation inside DS1, never on DS2 (``docs/results/ecg.md``).
 """
@@ -68,7 +67,8 @@ ARCHITECTURES = tuple(DEFAULT_HIDDEN)
 TIMINGS = ("prematurity", "absolute")
 DENSITIES = ("knn", "mahalanobis")
 SHAPE_MODELS = ("pca-knn", "vae")
-STATE_VERSION = 7
+SHAPE_REFERENCE_SIZE = 2000  # the shape term's kNN reference: k-means condensed to about this many points
+STATE_VERSION = 8
 TIMING_REFERENCE = "timing_reference.safetensors"
 PATIENT_REFERENCE = "patient_reference.safetensors"
 SHAPE_REFERENCE = "shape_reference.safetensors"
@@ -107,7 +107,8 @@ class ECGAnomalyDetector(SuiteEstimator):
         rr_weight: float = 0.5,
         shape_model: str = "pca-knn",
         shape_components: int = 10,
-        shape_k: int = 5,
+        shape_k: int = 1,
+        shape_reference_size: int | None = SHAPE_REFERENCE_SIZE,
         rhythm_weight: float = 0.2,
         timing: str = "prematurity",
         timing_density: str = "knn",
@@ -121,6 +122,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         validation_fraction: float = 0.15,
         max_train_beats: int | None = 40_000,
         calibration_folds: int = 4,
+        calibration_bound: float | None = 0.95,
         seed: int = 0,
         device: str = "auto",
         progress: bool = False,
@@ -136,6 +138,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         self.shape_model = shape_model
         self.shape_components = shape_components
         self.shape_k = shape_k
+        self.shape_reference_size = shape_reference_size
         self.rhythm_weight = rhythm_weight
         self.timing = timing
         self.timing_density = timing_density
@@ -149,6 +152,7 @@ class ECGAnomalyDetector(SuiteEstimator):
         self.validation_fraction = validation_fraction
         self.max_train_beats = max_train_beats
         self.calibration_folds = calibration_folds
+        self.calibration_bound = calibration_bound
         self.seed = seed
         self.device = device
         self.progress = progress
@@ -188,6 +192,11 @@ class ECGAnomalyDetector(SuiteEstimator):
                 f"shape_components={self.shape_components}, shape_k={self.shape_k}, "
                 f"rhythm_weight={self.rhythm_weight}: expected positive counts and a weight >= 0"
             )
+        if self.shape_reference_size is not None and self.shape_reference_size < self.shape_k:
+            raise GenforgeError(
+                f"shape_reference_size={self.shape_reference_size}: expected None (every training beat) or "
+                f"at least shape_k={self.shape_k} reference points"
+            )
         if self.timing not in TIMINGS:
             raise GenforgeError(f"timing={self.timing!r}: expected one of {', '.join(TIMINGS)}")
         if self.timing_density not in DENSITIES:
@@ -203,6 +212,11 @@ class ECGAnomalyDetector(SuiteEstimator):
             )
         if not 0 < self.target_far < 1:
             raise GenforgeError(f"target_far={self.target_far}: expected a fraction in (0, 1)")
+        if self.calibration_bound is not None and not 0 < self.calibration_bound < 1:
+            raise GenforgeError(
+                f"calibration_bound={self.calibration_bound}: expected None (the pooled quantile) or a "
+                "probability in (0, 1)"
+            )
         if self.calibration_folds < 0 or self.calibration_folds == 1:
             raise GenforgeError(
                 f"calibration_folds={self.calibration_folds}: expected 0 (off) or at least 2 folds of records"
@@ -245,7 +259,8 @@ class ECGAnomalyDetector(SuiteEstimator):
         x = self._inputs(waves, templates, noise)
         self.x_scale_ = float(np.abs(x[train_idx]).std() + 1e-6)
         x = x / self.x_scale_
-        knn_val = self._fit_shape_reference(x.reshape(n, -1), train_idx, val_idx)
+        records = beats["record"].astype(str).to_numpy() if "record" in beats.columns else None
+        knn_val = self._fit_shape_reference(x.reshape(n, -1), train_idx, val_idx, records)
         z_rr = ((logrr - self.rr_mean_) / self.rr_std_).astype(np.float32)
         self.rhythm_reference_ = z_rr[train_idx]
         self._rhythm_index = None
@@ -315,19 +330,29 @@ class ECGAnomalyDetector(SuiteEstimator):
         scores, owners = [], []
         for k, group in enumerate(groups):
             held = np.isin(names, group)
-            # the same-record term is silent on held-out records: the copies leave it out
+            # the same-record term is silent on held-out records: the copies leave it out; with the
+            # PCA + kNN shape term the VAE plays no part in their scores, so it is trained for one step only
             twin = clone(self).set_params(
-                calibration_folds=0, patient_weight=0.0, progress=False, seed=self.seed + 100 + k
+                calibration_folds=0,
+                patient_weight=0.0,
+                progress=False,
+                seed=self.seed + 100 + k,
+                max_steps=self.max_steps if self.shape_model == "vae" else 1,
             )
             twin.fit(beats[~held].reset_index(drop=True))
             scores.append(twin.anomaly_score(beats[held].reset_index(drop=True)))
             owners.append(names[held])
         score, owner = np.concatenate(scores), np.concatenate(owners)
-        threshold = float(np.quantile(score, 1.0 - self.target_far))
+        if self.calibration_bound is None:  # state versions 6-7: the pooled quantile
+            threshold, upper = float(np.quantile(score, 1.0 - self.target_far)), None
+        else:
+            threshold, upper = self._patient_bound_threshold(score, owner, records)
         per_record = np.array([np.mean(score[owner == r] > threshold) for r in records])
         q25, q50, q75 = np.quantile(per_record, [0.25, 0.5, 0.75])
         self.offset_new_ = -threshold
         self.new_patient_far_ = {
+            "upper": upper,
+            "bound": self.calibration_bound,
             "pooled": float(np.mean(score > threshold)),
             "median": float(q50),
             "q25": float(q25),
@@ -337,11 +362,40 @@ class ECGAnomalyDetector(SuiteEstimator):
             "folds": int(self.calibration_folds),
         }
 
+    def _patient_bound_threshold(
+        self, score: np.ndarray, owner: np.ndarray, records: np.ndarray, draws: int = 1000
+    ) -> tuple[float, float]:
+        """The lowest threshold at which the pooled false-alarm share of a new group of patients stays
+        within ``target_far`` with probability ``calibration_bound``, that group drawn by resampling the
+        held-out patients (a patient bootstrap: a few patients carry most false alarms, so the pooled
+        quantile promised too little on new ones). Returns it and the bound reached there."""
+        sorted_by = [np.sort(score[owner == r]) for r in records]
+        n = np.array([len(x) for x in sorted_by], dtype=np.float64)
+        draw = np.random.default_rng(self.seed + 2).integers(0, len(records), (draws, len(records)))
+        counts = np.stack([np.bincount(d, minlength=len(records)) for d in draw])  # [draws, records]
+        totals = counts @ n
+
+        def upper(t: float) -> float:
+            alarms = np.array([len(x) - np.searchsorted(x, t, side="right") for x in sorted_by], dtype=float)
+            return float(np.quantile((counts @ alarms) / totals, self.calibration_bound))
+
+        candidates = np.unique(score)
+        lo, hi = 0, len(candidates) - 1  # the bound falls as the threshold rises: bisect
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if upper(candidates[mid]) <= self.target_far:
+                hi = mid
+            else:
+                lo = mid + 1
+        return float(candidates[lo]), upper(candidates[lo])
+
     # ------------------------------------------------------------------------------------ scoring
     def anomaly_score(self, beats: pd.DataFrame) -> np.ndarray:
-        """Higher = more abnormal (standardised shape score + rr_weight * standardised timing score)."""
-        parts = self.score_parts(beats)
-        return parts["score"].to_numpy()
+        """Higher = more abnormal: the ``score`` column of :meth:`score_parts`, without running the VAE
+        when it is not the shape term in use (its ELBO is reported by ``score_parts`` only)."""
+        self._check_fitted()
+        raw = self._raw_terms(beats, vae=self.shape_model == "vae")
+        return self._combine(self._standardise(raw))
 
     def score_parts(self, beats: pd.DataFrame) -> pd.DataFrame:
         """Per beat: ``shape`` (the shape term in use: ``pca_knn`` or ``vae``, see ``shape_model``),
@@ -356,23 +410,29 @@ class ECGAnomalyDetector(SuiteEstimator):
         them): the irregularity feature comes from the neighbouring beats at preprocessing time.
         """
         self._check_fitted()
-        waves, templates, rr = beat_arrays(beats)
-        x = torch.from_numpy(self._inputs(waves, templates, self._noise(beats)) / self.x_scale_)
-        cond = self._cond(rr)
-        vae = self._vae_score(x, None if cond is None else torch.from_numpy(cond))
-        knn = self._shape_distance(x.numpy().reshape(len(x), -1))
-        raw = {
-            "vae": vae,
-            "pca_knn": knn,
-            "timing": self._rr_score(self._timing_features(beats, rr)),
-            "rhythm": self._rhythm_score(((_log_rr(rr) - self.rr_mean_) / self.rr_std_).astype(np.float32)),
-            "patient": self._patient_distance(beats),
-        }
-        shape = vae if self.shape_model == "vae" else knn
+        raw = self._raw_terms(beats, vae=True)
+        shape = raw["vae"] if self.shape_model == "vae" else raw["pca_knn"]
         score = self._combine(self._standardise(raw))
         return pd.DataFrame(
             {"shape": shape, **{k: v for k, v in raw.items()}, "score": score}, index=beats.index
         )
+
+    def _raw_terms(self, beats: pd.DataFrame, vae: bool) -> dict[str, np.ndarray]:
+        """The raw terms of :meth:`score_parts`; ``vae=False`` skips the VAE (its column is then NaN)."""
+        waves, templates, rr = beat_arrays(beats)
+        x = self._inputs(waves, templates, self._noise(beats)) / self.x_scale_
+        if vae:
+            cond = self._cond(rr)
+            elbo = self._vae_score(torch.from_numpy(x), None if cond is None else torch.from_numpy(cond))
+        else:
+            elbo = np.full(len(x), np.nan)
+        return {
+            "vae": elbo,
+            "pca_knn": self._shape_distance(x.reshape(len(x), -1)),
+            "timing": self._rr_score(self._timing_features(beats, rr)),
+            "rhythm": self._rhythm_score(((_log_rr(rr) - self.rr_mean_) / self.rr_std_).astype(np.float32)),
+            "patient": self._patient_distance(beats),
+        }
 
     def score_samples(self, beats: pd.DataFrame) -> np.ndarray:
         """sklearn convention: the lower, the more abnormal (minus :meth:`anomaly_score`)."""
@@ -538,6 +598,8 @@ class ECGAnomalyDetector(SuiteEstimator):
             state.update(offset_new_=None, new_patient_far_=None)
         if version < 7:  # versions 1-6: VAE shape score, no rhythm term
             params.update(shape_model="vae", rhythm_weight=0.0)
+        if version < 8:  # versions 1-7: every training beat in the shape reference (as saved), the
+            params.update(shape_reference_size=None, calibration_bound=None)  # pooled-quantile threshold
         return params, state
 
     # ---------------------------------------------------------------------------------- internals
@@ -602,23 +664,28 @@ class ECGAnomalyDetector(SuiteEstimator):
         if self.timing_density == "mahalanobis":
             return np.sqrt(np.einsum("ij,jk,ik->i", z, self.timing_precision_, z))
         if getattr(self, "_timing_index", None) is None:
-            from sklearn.neighbors import NearestNeighbors
-
-            k = min(self.timing_k, len(self.timing_reference_))
-            self._timing_index = NearestNeighbors(n_neighbors=k).fit(self.timing_reference_)
+            self._timing_index = _kd_tree(self.timing_reference_)
         if len(z) == 0:
             return np.zeros(0)
-        dist, _ = self._timing_index.kneighbors(z.astype(np.float32))
-        return dist[:, -1].astype(np.float64)
+        k = min(self.timing_k, len(self.timing_reference_))
+        return self._timing_index.query(z.astype(np.float32), k=[k])[0][:, -1]
 
-    def _fit_shape_reference(self, x: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray) -> np.ndarray:
-        """PCA of the training inputs (flattened) and their projections as the kNN reference; returns the
-        held-out beats' distances (for the robust scale)."""
+    def _fit_shape_reference(
+        self, x: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, records: np.ndarray | None = None
+    ) -> np.ndarray:
+        """PCA of the training inputs (flattened) and their projections as the kNN reference (condensed to
+        ``shape_reference_size`` points, see :func:`condense_reference`); returns the held-out beats'
+        distances (for the robust scale)."""
         rows = np.random.default_rng(self.seed).permutation(train_idx)[:20_000]
         self.shape_mean_ = x[rows].mean(0).astype(np.float64)
         _, _, vt = np.linalg.svd(x[rows] - self.shape_mean_, full_matrices=False)
         self.shape_axes_ = vt[: min(self.shape_components, len(vt))].astype(np.float64)
-        self.shape_reference_ = self._project(x[train_idx])
+        self.shape_reference_ = condense_reference(
+            self._project(x[train_idx]),
+            None if records is None else records[train_idx],
+            self.shape_reference_size,
+            self.seed,
+        )
         self._shape_index = None
         return self._shape_distance(x[val_idx])
 
@@ -646,13 +713,11 @@ class ECGAnomalyDetector(SuiteEstimator):
         if getattr(self, "rhythm_reference_", None) is None:
             return np.full(len(z_rr), np.nan)
         if getattr(self, "_rhythm_index", None) is None:
-            from sklearn.neighbors import NearestNeighbors
-
-            k = min(RHYTHM_K, len(self.rhythm_reference_))
-            self._rhythm_index = NearestNeighbors(n_neighbors=k).fit(self.rhythm_reference_)
+            self._rhythm_index = _kd_tree(self.rhythm_reference_)
         if len(z_rr) == 0:
             return np.zeros(0)
-        return self._rhythm_index.kneighbors(z_rr)[0].mean(1).astype(np.float64)
+        k = min(RHYTHM_K, len(self.rhythm_reference_))
+        return self._rhythm_index.query(z_rr, k=list(range(1, k + 1)))[0].mean(1)
 
     def _fit_patient(
         self,
@@ -728,6 +793,41 @@ _SCALARS = (
     "rhythm_scale_",
 )
 _SCALAR_DEFAULTS = {"knn_center_": 0.0, "knn_scale_": 1.0, "rhythm_center_": 0.0, "rhythm_scale_": 1.0}
+
+
+def condense_reference(
+    codes: np.ndarray, records: np.ndarray | None, size: int | None, seed: int = 0
+) -> np.ndarray:
+    """At most about ``size`` points standing for ``codes`` (the training beats' principal-component codes):
+    k-means centroids fitted per record, each record given clusters in proportion to its beats (at least
+    one; a record with fewer beats than its share keeps them all), so every patient's normal shapes stay
+    in the reference. ``size=None`` or more than ``len(codes)``: ``codes`` unchanged. Searching ~2,000
+    points instead of ~39,000 is what keeps a DS1-sized model above 20,000 beats/s; the size (and
+    ``shape_k=1``, the nearest centroid) was chosen on DS1 patient-wise CV (``docs/results/ecg.md``)."""
+    if size is None or len(codes) <= size:
+        return codes
+    from sklearn.cluster import KMeans
+
+    names = np.zeros(len(codes), dtype=int) if records is None else np.unique(records, return_inverse=True)[1]
+    out = []
+    for g in np.unique(names):
+        group = codes[names == g]
+        m = max(1, int(round(size * len(group) / len(codes))))
+        if m >= len(group):
+            out.append(group)
+            continue
+        km = KMeans(n_clusters=m, n_init=1, max_iter=30, random_state=seed).fit(group.astype(np.float64))
+        out.append(km.cluster_centers_.astype(np.float32))
+    return np.ascontiguousarray(np.concatenate(out))
+
+
+def _kd_tree(reference: np.ndarray) -> Any:
+    """scipy's k-d tree over a low-dimensional reference set (the timing and rhythm terms: 3-4 dimensions),
+    exact and 2-4x faster there than sklearn's neighbour search; the queries' float32 values are read
+    as float64, as the tree stores the reference."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(np.asarray(reference, dtype=np.float64))
 
 
 def _log_rr(rr: np.ndarray) -> np.ndarray:

@@ -336,7 +336,8 @@ def test_new_patient_threshold_is_set_on_held_out_patients(small_beats, tmp_path
     ).fit(normal)
     far = det.new_patient_far_
     assert far["records"] == 3 and far["folds"] == 3
-    assert abs(far["pooled"] - 0.02) < 0.001 and far["q25"] <= far["median"] <= far["q75"] <= far["max"]
+    assert far["bound"] == 0.95 and far["upper"] <= 0.02  # the patient-bootstrap bound holds the target
+    assert far["pooled"] <= far["upper"] and far["q25"] <= far["median"] <= far["q75"] <= far["max"]
     assert det.threshold_new_ != det.threshold_
     seen = small_beats[small_beats["record"] == "100"]
     new = seen.assign(record="not-in-training")
@@ -364,7 +365,11 @@ def test_shape_models_pca_knn_and_vae(small_beats, tmp_path) -> None:
     train = train.reset_index(drop=True)
     test = small_beats[small_beats["record"] == TEST_RECORD].reset_index(drop=True)
     aami = test["aami"].to_numpy()
-    det = ECGAnomalyDetector(max_steps=40, max_train_beats=1500, timing_k=5, calibration_folds=0).fit(train)
+    # a condensed reference (as the default's ~2,000 of DS1's ~39,000 beats), so that training beats are
+    # not their own nearest reference point
+    det = ECGAnomalyDetector(
+        max_steps=40, max_train_beats=1500, timing_k=5, calibration_folds=0, shape_reference_size=300
+    ).fit(train)
     assert det.shape_model == "pca-knn" and det.rhythm_weight > 0
     parts = det.score_parts(test)
     np.testing.assert_array_equal(parts["shape"], parts["pca_knn"])
@@ -396,3 +401,75 @@ def test_shape_models_pca_knn_and_vae(small_beats, tmp_path) -> None:
     np.testing.assert_allclose(old_parts["score"], z["vae"] + det.rr_weight * z["timing"], rtol=1e-5)
     with pytest.raises(GenforgeError, match="shape_model"):
         ECGAnomalyDetector(shape_model="pca").fit(train)
+
+
+def test_condense_reference_keeps_every_record_and_about_size_points() -> None:
+    """Per-record k-means: about ``size`` centroids, clusters in proportion to each record's beats (at least
+    one each), deterministic for a seed; ``None`` or a size above the count leaves the codes as they are."""
+    from genforge.ecg.models import condense_reference
+
+    rng = np.random.default_rng(0)
+    sizes = {"a": 900, "b": 90, "c": 10}
+    codes = np.concatenate([rng.normal(i * 10.0, 1.0, (n, 3)) for i, n in enumerate(sizes.values())])
+    codes = codes.astype(np.float32)
+    records = np.repeat(list(sizes), list(sizes.values()))
+    assert condense_reference(codes, records, None) is codes
+    assert condense_reference(codes, records, 5000) is codes
+    small = condense_reference(codes, records, 100, seed=3)
+    assert len(small) == 90 + 9 + 1 and small.dtype == np.float32
+    for i in range(3):  # every record (cluster of codes around i * 10) keeps its own centroids
+        near = np.abs(small[:, 0] - i * 10.0) < 5
+        assert near.sum() == list(sizes.values())[i] // 10
+    np.testing.assert_array_equal(small, condense_reference(codes, records, 100, seed=3))
+    assert len(condense_reference(codes, None, 100)) == 100  # no record names: one k-means over all
+    with pytest.raises(GenforgeError, match="shape_reference_size"):
+        ECGAnomalyDetector(shape_reference_size=0)._validate_params()
+
+
+def test_condensed_reference_and_version7_checkpoints(small_beats, tmp_path) -> None:
+    """The default detector searches a condensed shape reference and its fast ``anomaly_score`` (no VAE)
+    equals ``score_parts``' score; a state-version-7 checkpoint (every training beat, 5th neighbour) loads
+    with those settings and scores as it did."""
+    train = small_beats[small_beats["record"].isin(TRAIN_RECORDS) & (small_beats["aami"] == "N")]
+    train = train.reset_index(drop=True)
+    test = small_beats[small_beats["record"] == TEST_RECORD].reset_index(drop=True)
+    det = ECGAnomalyDetector(max_steps=20, max_train_beats=1500, timing_k=5, calibration_folds=0)
+    det.set_params(shape_reference_size=300).fit(train)
+    assert 290 <= len(det.shape_reference_) <= 310 and det.shape_k == 1
+    parts = det.score_parts(test)
+    np.testing.assert_allclose(det.anomaly_score(test), parts["score"], rtol=1e-9)
+    assert metrics(parts["pca_knn"].to_numpy(), test["aami"].to_numpy())["per_class_auroc"]["V"] > 0.95
+    old = clone(det).set_params(shape_reference_size=None, shape_k=5).fit(train)
+    assert len(old.shape_reference_) == 1500
+    expected = old.score_parts(test)
+    old.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["extra"]["state_version"] = 7
+    del config["extra"]["params"]["shape_reference_size"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    back = ECGAnomalyDetector.load(tmp_path)
+    assert back.shape_reference_size is None and back.shape_k == 5
+    np.testing.assert_allclose(back.score_parts(test).to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_patient_bootstrap_threshold_is_the_lowest_that_keeps_the_bound() -> None:
+    """A few patients with many high scores: the pooled quantile flags ``target_far`` of the pooled beats,
+    the bootstrap bound sets a higher threshold, the lowest at which the bound is within the target."""
+    rng = np.random.default_rng(0)
+    records = np.array([f"r{i}" for i in range(12)])
+    score = np.concatenate([rng.normal(0, 1 + 2 * (i < 2), 500) for i in range(12)])
+    owner = np.repeat(records, 500)
+    det = ECGAnomalyDetector(target_far=0.01, calibration_bound=0.95)
+    threshold, upper = det._patient_bound_threshold(score, owner, records, draws=300)
+    assert upper <= 0.01 and threshold > np.quantile(score, 0.99)
+    assert np.mean(score > threshold) < 0.01
+    # lowest such threshold: the bootstrap's own draws (seed + 2) put the next lower score above the target
+    draw = np.random.default_rng(det.seed + 2).integers(0, len(records), (300, len(records)))
+    counts = np.stack([np.bincount(d, minlength=len(records)) for d in draw])
+    below = np.max(score[score < threshold])
+    alarms = np.array([np.sum(score[owner == r] > below) for r in records])
+    assert np.quantile(counts @ alarms / (counts @ np.full(len(records), 500.0)), 0.95) > 0.01
+    looser = det.set_params(calibration_bound=0.5)._patient_bound_threshold(score, owner, records, draws=300)
+    assert looser[0] < threshold
+    with pytest.raises(GenforgeError, match="calibration_bound"):
+        ECGAnomalyDetector(calibration_bound=1.0)._validate_params()
