@@ -175,7 +175,7 @@ def image_tab() -> None:
     label = None
     if model.num_classes_:
         label = c1.slider("class", 0, model.num_classes_ - 1, 0)
-    guidance = c2.slider("guidance", 1.0, 6.0, 2.0, 0.5)
+    guidance = c2.slider("guidance", 1.0, 6.0, 1.5, 0.5)  # ImageGenerator's DEFAULT_GUIDANCE
     steps = c3.slider("DDIM steps", 5, 100, 25, 5)
     n = c4.slider("images", 1, 36, 16)
     if st.button("Sample", key="image_go"):

@@ -72,6 +72,9 @@ def test_tiny_diffusion_learns_and_samples_by_class(tmp_path):
     assert a.shape == (3, 1, 8, 8) and 0 <= a.min() and a.max() <= 1
     assert np.allclose(a, est.sample(3, label=7, steps=5, guidance=3.0, seed=1))
     assert not np.allclose(a, est.sample(3, label=7, steps=5, guidance=1.0, seed=1))  # guidance acts
+    default = est.sample(3, label=7, steps=5, seed=1)  # the validation-chosen DEFAULT_GUIDANCE, 1.5
+    assert np.allclose(default, est.sample(3, label=7, steps=5, guidance=1.5, seed=1))
+    assert not np.allclose(default, est.sample(3, label=7, steps=5, guidance=2.0, seed=1))
     grid = save_grid(a, tmp_path / "grid.png", scale=2)
     with Image.open(grid) as img:
         assert img.size == (2 * (3 * 9 + 1), 2 * (1 * 9 + 1)) or img.size[0] > 0

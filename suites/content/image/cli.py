@@ -56,7 +56,7 @@ def sample(
     label: str = typer.Option(None, "--class", help="Class name or id (default: every class in turn)"),
     n: int = typer.Option(16, "--n", help="Number of images"),
     steps: int = typer.Option(50, "--steps", help="DDIM steps"),
-    guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1 = none)"),
+    guidance: float = typer.Option(1.5, "--guidance", help="Classifier-free guidance scale (1 = none)"),
     scale: int = typer.Option(4, "--scale", help="Enlarge the PNG by this factor"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
