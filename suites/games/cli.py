@@ -285,6 +285,8 @@ def evaluate(
     vae_steps: int = typer.Option(3000, "--vae-steps"),
     gan_steps: int = typer.Option(1000, "--gan-steps"),
     seed: int = typer.Option(0, "--seed"),
+    model: Path = typer.Option(None, "--model", help="Evaluate this saved level VAE (trained on SMB) "
+                               "instead of training one in the run"),
 ) -> None:
     """The protocol of issue 15: playability, novelty, TPKL, count control, blending, beside baselines.
 
@@ -297,7 +299,7 @@ def evaluate(
     from genforge.io import write_json_atomic
 
     result = run(data, n=n, width=width, n_independent=n_independent, vae_steps=vae_steps,
-                 gan_steps=gan_steps, seed=seed, echo=_echo)
+                 gan_steps=gan_steps, seed=seed, model=model, echo=_echo)
     typer.echo(format_table(result))
     if json_path is not None:
         write_json_atomic(json_path, result)

@@ -5,9 +5,11 @@ levels of one or several games, in one tile vocabulary (tiles with identical leg
 two games share one latent space (Sarkar, Yang & Cooper 2020). It is conditioned (optional) on each
 window's element counts — enemies, pipes, gaps, coins — so a designer can ask for them.
 
-- **whole levels** (:meth:`generate`): windows are stitched left to right with ``overlap`` columns in
-  common: for each seam ``candidates`` latents are decoded, ranked by the log-likelihood the decoder gives
-  to the previous window's last columns as their first columns (continuity at the seam), and the first
+- **whole levels** (:meth:`generate`): a level begins with the first ``overlap`` columns of a training
+  level of the first game (``start_prompt``; in SMB plain ground: the player needs somewhere to start),
+  then windows are stitched left to right with ``overlap`` columns in common: for each seam
+  ``candidates`` latents are decoded, ranked by the log-likelihood the decoder gives to the previous
+  window's last columns as their first columns (continuity at the seam); with ``playable=True`` the first
   one that keeps the level's last three windows playable under the A* agent is taken (latent search for a
   constraint; when none does, the best-ranked one is kept and the level may be unplayable).
 - **counts** (``counts={"enemies": 3}``): the request goes into the condition vector (other counts drawn
@@ -16,13 +18,15 @@ window's element counts — enemies, pipes, gaps, coins — so a designer can as
   ``z_a``, ``z_b`` the posterior means of random training windows of the first game and of the named one.
 - **interpolation** (:meth:`interpolate`): windows decoded along the line between two windows' latents.
 - **decoding**: tiles drawn from the categorical likelihood at ``temperature`` (``decoding="tiles"``, the
-  default; 0 = argmax), or ``decoding="columns"``: every column one seen in training, chained by the
-  decoder's log-likelihood of each whole column plus ``column_weight`` x a smoothed training column
-  bigram, no chasm wider than training's, continuing from the level's last column at a seam. On 200 SMB
-  segments (docs/results/games.md) columns lowered TPKL (2x2 0.156 -> 0.124) but also raw playability
-  (A* 0.895 -> 0.85) and count control, so tiles stay the default. ``evaluate.choose_temperature`` picks
-  T on validation segments against the training levels (no agent). ``generate(playable=False)`` is the
-  raw model; the default ``playable=True`` adds the A* latent search at the seams (a product option).
+  default; 0 = argmax; ``min_prob`` > 0 never draws a tile less likely than that share of the cell's
+  likeliest: "min-p" truncation), or ``decoding="columns"``: every column one seen in training, chained
+  by the decoder's log-likelihood of each whole column plus ``column_weight`` x a smoothed training
+  column bigram, no chasm wider than training's, continuing from the level's last column at a seam. On
+  200 SMB segments (docs/results/games.md) columns lowered TPKL (2x2 0.156 -> 0.124) but also raw
+  playability (A* 0.895 -> 0.85) and count control, so tiles stay the default.
+  ``evaluate.choose_decoding`` picks T and ``min_prob`` on validation segments (seeds apart from the
+  evaluation's) with the A* agent. ``generate(playable=False)`` is the raw model; the default
+  ``playable=True`` adds the A* latent search at the seams (a product option).
 """
 
 from __future__ import annotations
@@ -106,6 +110,22 @@ def longest_gap(windows: np.ndarray, vocab: Vocabulary) -> int:
     return best
 
 
+def chasm_limits(windows: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """[H] ints: entry ``r - 1`` is the longest run of columns with nothing to stand on in their lowest ``r``
+    rows, inside the training windows (the last entry is :func:`longest_gap`). Tile decoding never draws a
+    longer run at any ``r``: a far platform too high to reach does not end a chasm."""
+    stand = np.isin(windows, vocab.index("solid") + vocab.index("solidtop"))  # [N, H, W]
+    h = windows.shape[1]
+    # low[n, r, j]: column j has a standable tile in its lowest r + 1 rows
+    low = np.logical_or.accumulate(stand[:, ::-1], 1)
+    run = np.zeros(low.shape[:2], np.int64)
+    best = np.zeros(h, np.int64)
+    for j in range(windows.shape[2]):
+        run = np.where(low[:, :, j], 0, run + 1)
+        best = np.maximum(best, run.max(0))
+    return best
+
+
 def _unigram_logp(bigrams: np.ndarray) -> np.ndarray:
     p = bigrams.sum(0) + bigrams.sum(1) + 1e-3
     return np.log(p / p.sum()).astype(np.float32)
@@ -137,8 +157,9 @@ class LevelVAE(SuiteEstimator):
                  hidden: tuple[int, ...] = (64, 128), beta: float = 1.0, condition_counts: bool = True,
                  max_steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, overlap: int = 2,
                  candidates: int = 16, temperature: float = 1.0, decoding: str = "tiles",
-                 column_weight: float = 1.0, limit_gaps: bool = True, seed: int = 0, progress: bool = False,
-                 device: str = "auto"):
+                 column_weight: float = 1.0, limit_gaps: bool = True, min_prob: float = 0.0,
+                 start_prompt: bool = True, latent_noise: float | None = None,
+                 seed: int = 0, progress: bool = False, device: str = "auto"):
         self.height = height
         self.width = width
         self.latent_dim = latent_dim
@@ -154,6 +175,9 @@ class LevelVAE(SuiteEstimator):
         self.decoding = decoding
         self.column_weight = column_weight
         self.limit_gaps = limit_gaps
+        self.min_prob = min_prob
+        self.start_prompt = start_prompt
+        self.latent_noise = latent_noise
         self.seed = seed
         self.progress = progress
         self.device = device
@@ -215,6 +239,10 @@ class LevelVAE(SuiteEstimator):
         self.train_game_ = game[keep]
         self.columns_, self.column_bigrams_ = column_table(x)
         self.max_gap_ = longest_gap(x, vocab) if self.limit_gaps else None
+        self.gap_limits_ = chasm_limits(x, vocab) if self.limit_gaps else None
+        firsts = [level_windows([lv], vocab, self.height, self.width)[0][0] for lv in levels
+                  if lv.game == self.games_[0]]
+        self.start_windows_ = np.stack(firsts)
         self.latents_ = self.encode(x[keep])
         self.n_windows_ = int(len(x))
         return self
@@ -257,6 +285,25 @@ class LevelVAE(SuiteEstimator):
         zb = b[rng.integers(0, len(b), n)]
         return ((1.0 - weight) * za + weight * zb).astype(np.float32)
 
+    def _draw(self, n: int, counts: dict[str, float] | None, blend: dict[str, float] | None,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(latents [n, latent_dim], condition counts [n, 4]) for ``n`` windows. With ``latent_noise`` (and
+        no blend) both come from one random training window of the first game: its posterior mean plus
+        ``latent_noise`` x N(0, I) (the aggregate posterior, not the prior) and its counts, the requested
+        ones replaced; otherwise z ~ N(0, I) (or the blend) and counts of another random window."""
+        if self.latent_noise is None or blend:
+            want = self._draw_counts(n, counts, rng)
+            return self._blend_latents(n, blend, rng), want
+        first = np.flatnonzero(self.train_game_ == 0)
+        idx = first[rng.integers(0, len(first), n)]
+        z = self.latents_[idx] + self.latent_noise * rng.standard_normal((n, self.latent_dim))
+        want = self.train_counts_[idx].copy()
+        for name, value in (counts or {}).items():
+            if name not in COUNT_NAMES:
+                raise DataError(f"counts: unknown element {name!r}; expected one of {', '.join(COUNT_NAMES)}")
+            want[:, COUNT_NAMES.index(name)] = float(value)
+        return z.astype(np.float32), want
+
     @torch.no_grad()
     def _logits(self, z: np.ndarray, counts: np.ndarray | None) -> torch.Tensor:
         return self.model_.decode(self._tensor(z), self._cond(counts))
@@ -289,10 +336,36 @@ class LevelVAE(SuiteEstimator):
         if self.decoding == "columns" and getattr(self, "columns_", None) is not None:
             return self._column_tiles(logits, g, prev, start, run)
         if self.temperature <= 0:
-            return to_numpy(logits.argmax(1))
-        probs = torch.softmax(logits.float().cpu() / self.temperature, 1).movedim(1, -1)
+            return self._limit_chasms(to_numpy(logits.argmax(1)), logits, start, run)
+        probs = torch.softmax(logits.float().cpu() / self.temperature, 1)
+        if self.min_prob > 0:  # min-p truncation: drop tiles far less likely than the cell's likeliest
+            probs = probs * (probs >= self.min_prob * probs.amax(1, keepdim=True))
+        probs = probs.movedim(1, -1)
         flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=g)
-        return flat.reshape(probs.shape[:-1]).numpy()
+        return self._limit_chasms(flat.reshape(probs.shape[:-1]).numpy(), logits, start, run)
+
+    def _limit_chasms(self, grids: np.ndarray, logits: torch.Tensor, start: int, run: int) -> np.ndarray:
+        """Tile decoding's chasm limit (``gap_limits_``, from the training windows, see
+        :func:`chasm_limits`; None: off): a column that would make a run of columns with nothing to stand on
+        in their lowest ``r`` rows longer than training's, for any ``r``, gets in its bottom row the
+        standable tile the decoder finds likeliest there. Columns before ``start`` are left alone; ``run``
+        chasm columns (no standable tile at all) end the level before the window."""
+        limits = getattr(self, "gap_limits_", None)
+        standable = np.asarray(self.vocab_.index("solid") + self.vocab_.index("solidtop"), np.int64)
+        if limits is None or not len(standable):
+            return grids
+        limits = np.asarray(limits)
+        bottom = to_numpy(logits[:, standable, -1, :].float())  # [N, S, W]
+        runs = np.zeros((len(grids), len(limits)), np.int64)
+        runs[:, -1] = int(run)
+        for j in range(start, grids.shape[2]):
+            stand = np.isin(grids[:, :, j], standable)[:, ::-1]  # rows from the bottom up
+            low = np.logical_or.accumulate(stand, 1)  # [N, H]: standable in the lowest r + 1 rows
+            fix = (~low & (runs + 1 > limits[None, :])).any(1)
+            grids[fix, -1, j] = standable[bottom[fix, :, j].argmax(1)]
+            low[fix] = True
+            runs = np.where(low, 0, runs + 1)
+        return grids
 
     def _column_tiles(self, logits: torch.Tensor, g: torch.Generator, prev: np.ndarray | None,
                       start: int, run: int = 0) -> np.ndarray:
@@ -380,14 +453,17 @@ class LevelVAE(SuiteEstimator):
         self._check_fitted()
         rng = np.random.default_rng(seed)
         k = (search or self.candidates) if counts else 1
-        want = self._draw_counts(n, counts, rng)
-        z = self._blend_latents(n * k, blend, rng)
-        grids = self.decode(z, np.repeat(want, k, 0)).reshape(n, k, self.height, self.width)
+        if self.latent_noise is None or blend:  # (kept as it was: same draws as before latent_noise)
+            want = np.repeat(self._draw_counts(n, counts, rng), k, 0)
+            z = self._blend_latents(n * k, blend, rng)
+        else:
+            z, want = self._draw(n * k, counts, blend, rng)
+        grids = self.decode(z, want).reshape(n, k, self.height, self.width)
         if k == 1:
             return grids[:, 0]
         cols = [COUNT_NAMES.index(name) for name in counts]
         got = count_matrix(grids.reshape(n * k, self.height, self.width), self.vocab_).reshape(n, k, -1)
-        err = np.abs(got[:, :, cols] - want[:, None, cols]).sum(2)
+        err = np.abs(got[:, :, cols] - want.reshape(n, k, -1)[:, :, cols]).sum(2)
         return grids[np.arange(n), err.argmin(1)]
 
     def generate(self, n: int = 1, width: int = 150, counts: dict[str, float] | None = None,
@@ -402,13 +478,18 @@ class LevelVAE(SuiteEstimator):
     def _stitch(self, width: int, counts: dict | None, blend: dict | None, rng: np.random.Generator,
                 playable: bool, name: str) -> Level:
         step = self.width - self.overlap
-        level = self.sample_windows(1, counts, blend, seed=int(rng.integers(2**31)))[0]
+        starts = getattr(self, "start_windows_", None)
+        if self.start_prompt and starts is not None and len(starts):
+            # the level begins as a training level begins (its first ``overlap`` columns, plain ground in
+            # SMB); the first window is then stitched onto them like any seam
+            level = starts[rng.integers(len(starts))][:, : self.overlap].copy()
+        else:
+            level = self.sample_windows(1, counts, blend, seed=int(rng.integers(2**31)))[0]
         legend = self.vocab_.legend
         chars = self.vocab_.chars
         while level.shape[1] < width:
             m = self.candidates
-            want = self._draw_counts(m, counts, rng)
-            z = self._blend_latents(m, blend, rng)
+            z, want = self._draw(m, counts, blend, rng)
             logits = self._logits(z, want)
             logp = torch.log_softmax(logits[:, :, :, : self.overlap], 1)
             tail = torch.as_tensor(level[:, -self.overlap:], device=logp.device)
@@ -461,7 +542,9 @@ class LevelVAE(SuiteEstimator):
     def _get_state(self) -> dict[str, Any]:
         return {"games": self.games_, "chars": self.vocab_.chars, "legend": self.vocab_.legend,
                 "aliases": self.vocab_.aliases, "count_scale": self.count_scale_.tolist(),
-                "n_windows": self.n_windows_, "max_gap": getattr(self, "max_gap_", None)}
+                "n_windows": self.n_windows_, "max_gap": getattr(self, "max_gap_", None),
+                "gap_limits": None if getattr(self, "gap_limits_", None) is None
+                else [int(v) for v in self.gap_limits_]}
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
         self.games_ = list(state["games"])
@@ -470,17 +553,21 @@ class LevelVAE(SuiteEstimator):
         self.count_scale_ = np.asarray(state["count_scale"], np.float32)
         self.n_windows_ = int(state["n_windows"])
         self.max_gap_ = state.get("max_gap")
+        self.gap_limits_ = state.get("gap_limits")  # absent in models saved before the tile chasm limit
         arrays = self._load_arrays(Path(directory) / ARRAYS_FILE)
         self.train_counts_ = arrays["train_counts"]
         self.train_game_ = arrays["train_game"]
         self.latents_ = arrays["latents"]
         self.columns_ = arrays.get("columns")
         self.column_bigrams_ = arrays.get("column_bigrams")
+        self.start_windows_ = arrays.get("start_windows")  # absent in models saved before start prompts
 
     def _save_files(self, directory: Path) -> None:
         arrays = {"train_counts": self.train_counts_, "train_game": self.train_game_,
                   "latents": self.latents_}
         if getattr(self, "columns_", None) is not None:  # absent in models saved before column decoding
             arrays.update(columns=self.columns_, column_bigrams=self.column_bigrams_)
+        if getattr(self, "start_windows_", None) is not None:
+            arrays["start_windows"] = self.start_windows_
         self._save_arrays(directory / ARRAYS_FILE, arrays)
 

@@ -126,3 +126,71 @@ def test_temperature_samples_tiles_reproducibly(fitted):
     finally:
         fitted.temperature = 1.0
     assert np.array_equal(first, again) and not np.array_equal(first, argmax)
+
+
+def test_min_prob_truncates_unlikely_tiles(fitted):
+    z = np.random.default_rng(2).standard_normal((8, fitted.latent_dim)).astype(np.float32)
+    counts = fitted.train_counts_[:8]
+    logits = fitted._logits(z, counts)
+    probs = np.moveaxis(torch_softmax(logits), 1, -1)  # [N, H, W, tiles]
+    fitted.min_prob, limits, fitted.gap_limits_ = 0.5, fitted.gap_limits_, None  # no chasm repairs here
+    try:
+        half = fitted.decode(z, counts)
+        fitted.min_prob = 1.0  # only the likeliest tile survives: the argmax
+        top = fitted.decode(z, counts)
+    finally:
+        fitted.min_prob, fitted.gap_limits_ = 0.0, limits
+    drawn = np.take_along_axis(probs, half[..., None], -1)[..., 0]
+    assert (drawn >= 0.5 * probs.max(-1) - 1e-6).all()
+    assert np.array_equal(top, probs.argmax(-1))
+
+
+def torch_softmax(logits) -> np.ndarray:
+    import torch
+
+    return torch.softmax(logits.float().cpu(), 1).numpy()
+
+
+def test_levels_begin_as_training_levels_begin(fitted, rule_train):
+    starts = {w[:, : fitted.overlap].tobytes() for w in fitted.start_windows_}
+    assert len(fitted.start_windows_) == len(rule_train)
+    for seed in range(3):
+        codes = fitted.vocab_.encode(fitted.generate(1, width=40, seed=seed, playable=False)[0].grid)
+        assert codes[:, : fitted.overlap].tobytes() in starts
+    fitted.start_prompt = False
+    try:
+        free = fitted.generate(1, width=40, seed=0, playable=False)[0]
+    finally:
+        fitted.start_prompt = True
+    assert free.shape == (14, 40)
+
+
+def test_aggregate_posterior_latents_keep_their_windows_counts(fitted):
+    rng = np.random.default_rng(0)
+    fitted.latent_noise = 0.0
+    try:
+        z, want = fitted._draw(64, {"enemies": 2}, None, rng)
+        windows = fitted.sample_windows(4, seed=1)
+        level = fitted.generate(1, width=40, seed=1, playable=False)[0]
+    finally:
+        fitted.latent_noise = None
+    # with no noise every latent is a stored training latent, paired with that window's counts
+    hit = [np.flatnonzero((fitted.latents_ == row).all(1)) for row in z]
+    assert all(len(h) for h in hit)
+    idx = np.array([h[0] for h in hit])
+    assert (want[:, 0] == 2).all() and np.array_equal(want[:, 1:], fitted.train_counts_[idx, 1:])
+    assert windows.shape == (4, 14, 16) and level.shape == (14, 40)
+
+
+def test_tile_decoding_never_widens_a_chasm_beyond_training(fitted, rule_train):
+    from genforge.games.models import chasm_limits
+
+    limits = chasm_limits(fitted.windows_of(rule_train), fitted.vocab_)
+    assert np.array_equal(limits, fitted.gap_limits_) and limits[-1] == fitted.max_gap_
+    assert (np.diff(limits) <= 0).all()  # more rows looked at: a chasm can only be narrower
+    fitted.temperature = 5.0  # near-uniform tiles: chasms everywhere unless the limit holds
+    try:
+        windows = fitted.sample_windows(32, seed=2)
+    finally:
+        fitted.temperature = 1.0
+    assert np.array_equal(chasm_limits(windows, fitted.vocab_) <= limits, np.ones_like(limits, bool))
