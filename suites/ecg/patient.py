@@ -67,8 +67,9 @@ class PatientReference:
         return [str(n) for n, c in zip(names, counts, strict=True) if c >= max(self.k, MIN_REFERENCE_BEATS)]
 
     def distance(self, waves: np.ndarray, log_rr: np.ndarray, records: np.ndarray) -> np.ndarray:
-        """[n] distance to the k-th nearest reference beat of the same record; NaN for unknown records."""
-        from sklearn.neighbors import NearestNeighbors
+        """[n] distance to the k-th nearest reference beat of the same record; NaN for unknown records
+        (scipy's k-d tree: exact, ~3x faster here than sklearn's)."""
+        from scipy.spatial import cKDTree
 
         records = np.asarray(records).astype(str)
         out = np.full(len(records), np.nan)
@@ -82,9 +83,9 @@ class PatientReference:
                 continue
             if name not in self._index:
                 ref = self.reference_[self.records_ == name]
-                self._index[name] = NearestNeighbors(n_neighbors=self.k).fit(ref)
+                self._index[name] = cKDTree(ref.astype(np.float64))
             rows = np.flatnonzero(records == name)
-            out[rows] = self._index[name].kneighbors(query[rows])[0][:, -1]
+            out[rows] = self._index[name].query(query[rows].astype(np.float64), k=[self.k])[0][:, -1]
         return out
 
     # ------------------------------------------------------------------------------ persistence
