@@ -268,7 +268,9 @@ class SpriteDiffusion(_SpriteEstimator):
     Classes are balanced in training by repetition (:func:`balanced_indices`). Samples are DDIM
     (``sample_steps``), then palette-quantised with hard alpha as :class:`SpriteVAE`'s. Defaults from
     docs/results/games.md (Kenney's sprites, w chosen on validation samples): after 1,500 steps of 16
-    guidance did not help (w = 1); after 700 more steps w = 2 did, and gave 98% class accuracy.
+    guidance did not help (w = 1); after 700 more steps w = 2 did. ``evaluate-sprites`` chooses w per
+    class on validation. Samples have the right silhouettes but patchy, speckled colours (undertrained
+    for colour detail at this size and step count: see the results doc).
     """
 
     state_version: ClassVar[int] = 1
