@@ -460,6 +460,8 @@ def evaluate(
     from genforge.io import write_json_atomic
 
     p = protocol or Protocol()
+    for spec in p.extra_weights:  # a bad spec fails here, before any training
+        _extra_weights(data, spec)
     settings = {
         "data": data.source,
         "target": data.target,

@@ -150,3 +150,26 @@ def test_unsupported_output_and_weights(tmp_path, capsys):
         ["geo", "moran", str(path), "--column", "v", "--weights", "knn:99", "--out", str(tmp_path / "m.csv")]
     )
     _check(rc, capsys, ["knn:99", "expected 1 <= k < 36"], tmp_path, before)
+
+
+def test_bad_extra_weights_fail_before_training(tmp_path, capsys):
+    path = tmp_path / "ok.csv"
+    _grid().to_csv(path, index=False)
+    before = set(tmp_path.rglob("*"))
+    rc = main(
+        [
+            "geo",
+            "evaluate",
+            "--data",
+            str(path),
+            "--target",
+            "v",
+            "--coords",
+            "x,y",
+            "--extra-weights",
+            "band:near",
+            "--json",
+            str(tmp_path / "eval.json"),
+        ]
+    )
+    _check(rc, capsys, ["band:near", "expected knn:K, band:D"], tmp_path, before)
