@@ -259,7 +259,8 @@ def ablation_pca_knn(
     ``k``-th nearest training beat in the first ``components`` principal components of the same input (the
     noise-scaled deviation from the local template), standardised on held-out training beats and summed
     with the detector's own timing and same-record terms. If this scores as well as the detector, the VAE
-    adds nothing a PCA would not."""
+    adds nothing a PCA would not. Since state version 8 it also shows what condensing the detector's
+    reference costs: it searches every training beat (the shape term of state version 7)."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
