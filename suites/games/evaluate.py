@@ -7,7 +7,9 @@
    floor removed); the share of column-shuffled real levels that pass is reported (a lenient checker
    passes many; playability alone is never the goal).
 2. **models** trained on the 15 SMB levels in the same run: the level VAE (conditioned on counts), the
-   column Markov chain, the core GAN. Each generates ``n`` level segments of ``width`` columns.
+   column Markov chain, the core GAN. Each generates ``n`` level segments of ``width`` columns. The VAE's
+   decoding (temperature, min-p, prior or aggregate-posterior latents) is chosen first on validation
+   segments with the A* agent (:func:`choose_decoding`); the segments are raw (no agent in generation).
 3. **metrics** — ``playable`` (A*), ``playable_independent`` (ballistic checker, on the first
    ``n_independent`` segments), ``novel_windows`` (share of generated 14x16 windows absent from training)
    and ``nn_distance`` (mean share of tiles that differ from the nearest training window), ``tpkl_2x2`` /

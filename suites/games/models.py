@@ -26,7 +26,10 @@ window's element counts — enemies, pipes, gaps, coins — so a designer can as
   playability (A* 0.895 -> 0.85) and count control, so tiles stay the default.
   ``evaluate.choose_decoding`` picks T and ``min_prob`` on validation segments (seeds apart from the
   evaluation's) with the A* agent. ``generate(playable=False)`` is the raw model; the default
-  ``playable=True`` adds the A* latent search at the seams (a product option).
+  ``playable=True`` adds the A* latent search at the seams (a product option). Tile decoding keeps every
+  run of columns with nothing to stand on in their lowest r rows within the training windows' longest
+  (:func:`chasm_limits`). ``latent_noise``: latents from the aggregate posterior (a training window's
+  posterior mean plus noise, with that window's counts) instead of N(0, I).
 """
 
 from __future__ import annotations

@@ -194,3 +194,24 @@ def test_tile_decoding_never_widens_a_chasm_beyond_training(fitted, rule_train):
     finally:
         fitted.temperature = 1.0
     assert np.array_equal(chasm_limits(windows, fitted.vocab_) <= limits, np.ones_like(limits, bool))
+
+
+def test_choose_decoding_takes_the_most_playable_novel_setting(fitted, rule_train):
+    from genforge.games.evaluate import choose_decoding
+
+    real = [fitted.vocab_.encode(lv.grid) for lv in rule_train]
+    try:
+        setting, table = choose_decoding(fitted, real, temperatures=(0.5, 2.0), min_probs=(0.0,),
+                                         latent_noises=(None, 0.5), n=3, width=32)
+        chosen = (fitted.temperature, fitted.min_prob, fitted.latent_noise)
+    finally:
+        fitted.temperature, fitted.min_prob, fitted.latent_noise = 1.0, 0.0, None
+    keys = ("temperature", "min_prob", "latent_noise")
+    assert len(table) == 4 and chosen == tuple(setting[k] for k in keys)
+    rows = list(table.values())
+    ok = [r for r in rows if r["novel_windows"] >= 0.9]
+    row = next(r for r in rows if (r["temperature"], r["min_prob"], r["latent_noise"]) == chosen)
+    if ok:
+        assert row["novel_windows"] >= 0.9 and row["playable"] == max(r["playable"] for r in ok)
+    else:
+        assert row["novel_windows"] == max(r["novel_windows"] for r in rows)
