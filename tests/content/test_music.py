@@ -146,8 +146,9 @@ def test_rope_music_gpt_with_aligned_windows_and_transpositions_learns():
     assert n == pieces[3].grid.size and total < 0.7 * start
     gen = est.generate(seconds=6, bpm=100, seed=0)  # 40 steps = 160 events: past the 64-event context
     assert gen.grid.shape == (40, 4)
-    with pytest.raises(DataError, match="Pieces"):
-        MusicGenerator(transpose=True).fit([encode(pieces[0].grid)])
+    tokens = [encode(p.grid) for p in pieces[:3]]  # token lists are transposed through their grid
+    same = MusicGenerator(max_steps=120, **size, **common).fit(tokens)
+    assert same.nll(encode(pieces[3].grid))[0] == pytest.approx(total, rel=1e-6)
 
 
 def test_statistics_and_split():
