@@ -1,6 +1,7 @@
-"""The core GPT's opt-in rotary positions (``GPTConfig(position="rope")``, used by ``MusicGenerator``):
-cached decoding equals uncached, the decode step equals it too, attention depends on relative offsets
-only, and the default configuration is untouched (tests/core covers its numerics)."""
+"""The core GPT's opt-in rotary positions (``GPTConfig(position="rope")``, which the content suite's
+``MusicGenerator`` uses): cached decoding equals uncached, the decode step equals it too, attention
+depends on relative offsets only, and the default configuration is untouched (test_transformer.py
+covers its numerics)."""
 
 from __future__ import annotations
 
