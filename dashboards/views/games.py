@@ -82,8 +82,10 @@ def _show_level(level, key: str) -> None:
     png = _png(level.grid, level.legend, result.path or None)
     st.image(png)
     verdict = "playable" if result.playable else f"not playable (A* reached column {result.furthest + 1})"
-    st.caption(f"{level.name}: {verdict}; independent ballistic checker: "
-               f"{'playable' if independent else 'not playable'}")
+    st.caption(
+        f"{level.name}: {verdict}; independent ballistic checker: "
+        f"{'playable' if independent else 'not playable'}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         write_tiled(level, Path(tmp) / f"{level.name}.tmj")
         tiled = (Path(tmp) / f"{level.name}.tmj").read_bytes()
@@ -94,8 +96,10 @@ def _show_level(level, key: str) -> None:
 
 
 st.title(TITLE)
-st.write("Levels from a level VAE (the core VAE, categorical over tiles), stitched window by window and kept "
-         "playable by the A* agent; the white line is the agent's path.")
+st.write(
+    "Levels from a level VAE (the core VAE, categorical over tiles), stitched window by window and kept "
+    "playable by the A* agent; the white line is the agent's path."
+)
 
 default_dir = os.environ.get("GENFORGE_GAMES_MODEL", "models/games")
 model_dir = st.text_input("model folder (from `genforge games train`)", default_dir)
@@ -172,8 +176,10 @@ with tab_check:
             _show_level(level, "upload")
 
 with tab_sprites:
-    sprite_dir = st.text_input("sprite model folder (from `genforge games train-sprites`)",
-                               os.environ.get("GENFORGE_GAMES_SPRITES", "models/sprites"))
+    sprite_dir = st.text_input(
+        "sprite model folder (from `genforge games train-sprites`)",
+        os.environ.get("GENFORGE_GAMES_SPRITES", "models/sprites"),
+    )
     images, labels, names = _kenney(32)
     choice = st.selectbox("class", names)
     index = names.index(choice)
@@ -186,8 +192,11 @@ with tab_sprites:
             wanted = choice if choice in sprite_model.classes_ else 0
             made = sprite_model.sample(24, wanted, seed=int(seed))
             # diffusion models guide each class with its own scale (chosen on validation)
-            guide = (f", guidance scale {sprite_model.guidance_for(wanted):g}"
-                     if hasattr(sprite_model, "guidance_for") else "")
+            guide = (
+                f", guidance scale {sprite_model.guidance_for(wanted):g}"
+                if hasattr(sprite_model, "guidance_for")
+                else ""
+            )
         except Exception as exc:  # a bad or mismatched model folder is a message, not a crash
             st.error(f"{sprite_dir}: {exc}")
         else:

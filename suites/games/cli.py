@@ -35,8 +35,11 @@ def _threads() -> None:
 
 
 def _parse_counts(enemies: int | None, pipes: int | None, gaps: int | None, coins: int | None) -> dict | None:
-    counts = {k: v for k, v in (("enemies", enemies), ("pipes", pipes), ("gaps", gaps), ("coins", coins))
-              if v is not None}
+    counts = {
+        k: v
+        for k, v in (("enemies", enemies), ("pipes", pipes), ("gaps", gaps), ("coins", coins))
+        if v is not None
+    }
     for name, value in counts.items():
         if value < 0:
             raise GenforgeError(f"--{name} {value}: expected a count of 0 or more")
@@ -60,8 +63,12 @@ def _parse_blend(blend: str | None) -> dict | None:
 
 @app.command()
 def train(
-    data: list[Path] = typer.Option(..., "--data", help="Folder of VGLC levels + JSON legend (repeat for "
-                                    "a second game to blend: the first is the main game)"),
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="Folder of VGLC levels + JSON legend (repeat for "
+        "a second game to blend: the first is the main game)",
+    ),
     legend: Path = typer.Option(None, "--legend", help="Legend JSON (default: the one *.json in --data)"),
     out: Path = typer.Option(..., "--out", help="Model folder to write"),
     max_steps: int = typer.Option(3000, "--max-steps", help="Training steps"),
@@ -93,8 +100,9 @@ def levels(
     model: Path = typer.Option(..., "--model", help="Model folder from `genforge games train`"),
     n: int = typer.Option(4, "--n", help="Number of levels"),
     width: int = typer.Option(150, "--width", help="Columns per level"),
-    blend: str = typer.Option(None, "--blend", help="GAME:WEIGHT, e.g. kid_icarus:0.3 (a model trained "
-                              "on two games)"),
+    blend: str = typer.Option(
+        None, "--blend", help="GAME:WEIGHT, e.g. kid_icarus:0.3 (a model trained on two games)"
+    ),
     enemies: int = typer.Option(None, "--enemies", help="Enemies per 16-column window"),
     pipes: int = typer.Option(None, "--pipes", help="Pipes per window"),
     gaps: int = typer.Option(None, "--gaps", help="Gaps per window"),
@@ -146,8 +154,9 @@ def _write_level(level, out: Path, fmt: str, path: list | None = None) -> Path:
 @app.command()
 def play(
     level: Path = typer.Argument(..., help="Level: VGLC .txt (with --legend) or Tiled .tmj/.tmx"),
-    legend: Path = typer.Option(None, "--legend", help="Legend JSON (default: the *.json beside the level, "
-                                "else the SMB legend)"),
+    legend: Path = typer.Option(
+        None, "--legend", help="Legend JSON (default: the *.json beside the level, else the SMB legend)"
+    ),
     png: Path = typer.Option(None, "--png", help="Write the level with the A* path drawn"),
     max_jump: int = typer.Option(4, "--max-jump", help="Rows the player can jump"),
 ) -> None:
@@ -175,8 +184,9 @@ def play(
     if png is not None:
         write_png(lv.grid, lv.legend, png, path=result.path or None)
     verdict = "playable" if result.playable else f"NOT playable (reached column {result.furthest + 1})"
-    typer.echo(f"{level}: {verdict} under A*; independent checker: "
-               f"{'playable' if independent else 'not playable'}")
+    typer.echo(
+        f"{level}: {verdict} under A*; independent checker: {'playable' if independent else 'not playable'}"
+    )
     if not result.playable:
         raise typer.Exit(1)
 
@@ -184,13 +194,20 @@ def play(
 @app.command("train-sprites")
 def train_sprites(
     out: Path = typer.Option(..., "--out", help="Model folder to write"),
-    data: Path = typer.Option(None, "--data", help="Folder with one sub-folder of PNG sprites (with alpha) "
-                              "per class (default: the Kenney sprites bundled in arcade)"),
+    data: Path = typer.Option(
+        None,
+        "--data",
+        help="Folder with one sub-folder of PNG sprites (with alpha) "
+        "per class (default: the Kenney sprites bundled in arcade)",
+    ),
     size: int = typer.Option(32, "--size", help="Sprite side in pixels"),
     kind: str = typer.Option("diffusion", "--kind", help="diffusion (classifier-free guidance) or vae"),
     max_steps: int = typer.Option(2200, "--max-steps"),
-    guidance: float = typer.Option(2.0, "--guidance", help="Guidance scale of the diffusion model "
-                                   "(chosen on validation samples in docs/results/games.md)"),
+    guidance: float = typer.Option(
+        2.0,
+        "--guidance",
+        help="Guidance scale of the diffusion model (chosen on validation samples in docs/results/games.md)",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a class-conditional sprite model (diffusion by default, or the sprite VAE).
@@ -208,8 +225,16 @@ def train_sprites(
     if kind == "vae":
         model = SpriteVAE(size=size, hidden=(16, 32, 64), max_steps=max_steps, seed=seed, progress=True)
     else:
-        model = SpriteDiffusion(size=size, base_channels=16, channel_mults=(1, 2, 4), max_steps=max_steps,
-                                batch_size=16, guidance_scale=guidance, seed=seed, progress=True)
+        model = SpriteDiffusion(
+            size=size,
+            base_channels=16,
+            channel_mults=(1, 2, 4),
+            max_steps=max_steps,
+            batch_size=16,
+            guidance_scale=guidance,
+            seed=seed,
+            progress=True,
+        )
     model.fit(images, labels, names).save(out)
     typer.echo(f"trained on {len(images)} sprites of classes {', '.join(names)}; model in {out}")
 
@@ -235,8 +260,9 @@ def sprites(
     if out.suffix.lower() != ".png":
         raise GenforgeError(f"--out {out}: expected a .png file")
     if not (model / "config.json").is_file():
-        raise GenforgeError(f"--model {model}: no config.json; expected a folder from `genforge games "
-                            "train-sprites`")
+        raise GenforgeError(
+            f"--model {model}: no config.json; expected a folder from `genforge games train-sprites`"
+        )
     images = load_sprite_model(model).sample(n, class_name, seed=seed)
     with atomic_path(out) as tmp:
         sprite_sheet(images).save(tmp, format="PNG")
@@ -247,8 +273,11 @@ def sprites(
 def evaluate_sprites(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON"),
     steps: int = typer.Option(1000, "--steps", help="Training steps of the VAE and of the GAN baseline"),
-    diffusion_steps: int = typer.Option(None, "--diffusion-steps", help="Training steps of the sprite "
-                                        "diffusion model (default: SpriteDiffusion's own)"),
+    diffusion_steps: int = typer.Option(
+        None,
+        "--diffusion-steps",
+        help="Training steps of the sprite diffusion model (default: SpriteDiffusion's own)",
+    ),
     beta: float = typer.Option(4.0, "--beta", help="KL weight of the sprite VAE"),
     seed: int = typer.Option(0, "--seed"),
     model_dir: Path = typer.Option(None, "--save-model", help="Save the fitted diffusion model here"),
@@ -266,8 +295,14 @@ def evaluate_sprites(
     from genforge.io import write_json_atomic
 
     _threads()
-    result = run(steps=steps, diffusion_steps=diffusion_steps, seed=seed, beta=beta,
-                 model_dir=None if model_dir is None else str(model_dir), echo=_echo)
+    result = run(
+        steps=steps,
+        diffusion_steps=diffusion_steps,
+        seed=seed,
+        beta=beta,
+        model_dir=None if model_dir is None else str(model_dir),
+        echo=_echo,
+    )
     typer.echo(json.dumps(result, indent=2))
     if json_path is not None:
         write_json_atomic(json_path, result)
@@ -275,18 +310,23 @@ def evaluate_sprites(
 
 @app.command()
 def evaluate(
-    data: Path = typer.Option(None, "--data", help="VGLC folder with smb/ and kid_icarus/ "
-                              "(default: $GENFORGE_DATA/vglc)"),
+    data: Path = typer.Option(
+        None, "--data", help="VGLC folder with smb/ and kid_icarus/ (default: $GENFORGE_DATA/vglc)"
+    ),
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON"),
     n: int = typer.Option(1000, "--n", help="Generated level segments per model"),
     width: int = typer.Option(150, "--width", help="Columns per segment"),
-    n_independent: int = typer.Option(200, "--n-independent",
-                                      help="Segments checked by the ballistic checker"),
+    n_independent: int = typer.Option(
+        200, "--n-independent", help="Segments checked by the ballistic checker"
+    ),
     vae_steps: int = typer.Option(3000, "--vae-steps"),
     gan_steps: int = typer.Option(1000, "--gan-steps"),
     seed: int = typer.Option(0, "--seed"),
-    model: Path = typer.Option(None, "--model", help="Evaluate this saved level VAE (trained on SMB) "
-                               "instead of training one in the run"),
+    model: Path = typer.Option(
+        None,
+        "--model",
+        help="Evaluate this saved level VAE (trained on SMB) instead of training one in the run",
+    ),
 ) -> None:
     """The protocol of issue 15: playability, novelty, TPKL, count control, blending, beside baselines.
 
@@ -298,8 +338,17 @@ def evaluate(
     from genforge.games.evaluate import format_table
     from genforge.io import write_json_atomic
 
-    result = run(data, n=n, width=width, n_independent=n_independent, vae_steps=vae_steps,
-                 gan_steps=gan_steps, seed=seed, model=model, echo=_echo)
+    result = run(
+        data,
+        n=n,
+        width=width,
+        n_independent=n_independent,
+        vae_steps=vae_steps,
+        gan_steps=gan_steps,
+        seed=seed,
+        model=model,
+        echo=_echo,
+    )
     typer.echo(format_table(result))
     if json_path is not None:
         write_json_atomic(json_path, result)
@@ -334,10 +383,15 @@ def run_demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     out_dir = Path(out_dir)
     train = rule_levels(8 if quick else 40, width=64 if quick else 150, seed=0)
-    vae = LevelVAE(max_steps=100 if quick else 2000, hidden=(16, 32) if quick else (32, 64),
-                   latent_dim=8 if quick else 32, candidates=8, seed=0,
-                   # the quick model trains 100 steps: its softmax is still too wide to sample tiles from
-                   temperature=0.0 if quick else 1.0).fit(train)
+    vae = LevelVAE(
+        max_steps=100 if quick else 2000,
+        hidden=(16, 32) if quick else (32, 64),
+        latent_dim=8 if quick else 32,
+        candidates=8,
+        seed=0,
+        # the quick model trains 100 steps: its softmax is still too wide to sample tiles from
+        temperature=0.0 if quick else 1.0,
+    ).fit(train)
     vae.save(out_dir / "model")
     made = vae.generate(3 if quick else 8, width=64 if quick else 150, seed=1)
     playable = []
@@ -353,8 +407,12 @@ def run_demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     from genforge.games.sprites import SpriteVAE, kenney_sprites, sprite_sheet
 
     images, labels, names = kenney_sprites(16 if quick else 32)
-    sprite_vae = SpriteVAE(size=images.shape[-1], hidden=(8, 16) if quick else (16, 32, 64),
-                           max_steps=60 if quick else 1500, palette_size=16).fit(images, labels, names)
+    sprite_vae = SpriteVAE(
+        size=images.shape[-1],
+        hidden=(8, 16) if quick else (16, 32, 64),
+        max_steps=60 if quick else 1500,
+        palette_size=16,
+    ).fit(images, labels, names)
     sheet = out_dir / "sprites" / "enemies.png"
     sheet.parent.mkdir(parents=True, exist_ok=True)
     sprite_sheet(sprite_vae.sample(16, "enemies", seed=0)).save(sheet, format="PNG")
@@ -368,6 +426,9 @@ def run_demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_json_atomic(out_dir / "metrics.json", result)
-    print(f"games demo: {result['playable']:.0%} of {len(made)} generated levels playable; "
-          f"levels in {out_dir / 'levels'}", file=sys.stderr)
+    print(
+        f"games demo: {result['playable']:.0%} of {len(made)} generated levels playable; "
+        f"levels in {out_dir / 'levels'}",
+        file=sys.stderr,
+    )
     return result

@@ -60,7 +60,7 @@ def checker_validation(levels: list[Level], shuffles: int = 10, seed: int = 0) -
         wall = g.copy()
         wall[:, mid] = "X"
         chasm = g.copy()
-        chasm[:, mid:mid + g.shape[0] + 10] = "-"  # wider than a jump plus a fall from the top
+        chasm[:, mid : mid + g.shape[0] + 10] = "-"  # wider than a jump plus a fall from the top
         floor = g.copy()
         floor[-2:, :] = "-"
         for name, grid in (("wall", wall), ("chasm", chasm), ("no_floor", floor)):
@@ -73,7 +73,8 @@ def checker_validation(levels: list[Level], shuffles: int = 10, seed: int = 0) -
             shuffled_a.append(astar(grid, lv.legend).playable)
             shuffled_b.append(ballistic(grid, lv.legend))
     return {
-        "real_pass_astar": float(np.mean(real_a)), "real_pass_ballistic": float(np.mean(real_b)),
+        "real_pass_astar": float(np.mean(real_a)),
+        "real_pass_ballistic": float(np.mean(real_b)),
         "negative_controls_pass": {k: float(np.mean(v)) for k, v in negatives.items()},
         "shuffled_pass_astar": float(np.mean(shuffled_a)),
         "shuffled_pass_ballistic": float(np.mean(shuffled_b)),
@@ -81,18 +82,23 @@ def checker_validation(levels: list[Level], shuffles: int = 10, seed: int = 0) -
     }
 
 
-def level_metrics(generated: list[Level], real_codes: list[np.ndarray], encode, n_independent: int,
-                  desc: str) -> dict[str, float]:
+def level_metrics(
+    generated: list[Level], real_codes: list[np.ndarray], encode, n_independent: int, desc: str
+) -> dict[str, float]:
     codes = [encode(lv.grid) for lv in generated]
     playable = [astar(lv.grid, lv.legend).playable for lv in tqdm(generated, desc=f"{desc}: A*", leave=False)]
-    independent = [ballistic(lv.grid, lv.legend)
-                   for lv in tqdm(generated[:n_independent], desc=f"{desc}: ballistic", leave=False)]
+    independent = [
+        ballistic(lv.grid, lv.legend)
+        for lv in tqdm(generated[:n_independent], desc=f"{desc}: ballistic", leave=False)
+    ]
     novel, nn_dist = novelty(all_windows(codes), all_windows(real_codes))
     return {
         "playable": float(np.mean(playable)),
         "playable_independent": float(np.mean(independent)) if independent else float("nan"),
-        "novel_windows": novel, "nn_distance": nn_dist,
-        "tpkl_2x2": tpkl(real_codes, codes, 2), "tpkl_3x3": tpkl(real_codes, codes, 3),
+        "novel_windows": novel,
+        "nn_distance": nn_dist,
+        "tpkl_2x2": tpkl(real_codes, codes, 2),
+        "tpkl_3x3": tpkl(real_codes, codes, 3),
     }
 
 
@@ -104,8 +110,9 @@ def control_error(vae, n_per_request: int = 50, seed: int = 0) -> dict[str, floa
         values = np.unique(vae.train_counts_[:, j])
         requests = rng.choice(values, size=min(5, len(values)), replace=False)
         for value in requests:
-            windows = vae.sample_windows(n_per_request, counts={name: float(value)},
-                                         seed=int(rng.integers(1e9)))
+            windows = vae.sample_windows(
+                n_per_request, counts={name: float(value)}, seed=int(rng.integers(1e9))
+            )
             got = count_matrix(windows, vae.vocab_)[:, j]
             hits.setdefault(name, []).extend((np.abs(got - value) <= 1).tolist())
     out = {f"control_within_1_{k}": float(np.mean(v)) for k, v in hits.items()}
@@ -113,8 +120,9 @@ def control_error(vae, n_per_request: int = 50, seed: int = 0) -> dict[str, floa
     return out
 
 
-def blend_score(vae, other: str, weights=(0.0, 0.25, 0.5, 0.75, 1.0), n: int = 200,
-                seed: int = 0) -> dict[str, Any]:
+def blend_score(
+    vae, other: str, weights=(0.0, 0.25, 0.5, 0.75, 1.0), n: int = 200, seed: int = 0
+) -> dict[str, Any]:
     """Tile distribution of blended windows placed between the two games' (0 = first game, 1 = other)."""
     from scipy.stats import spearmanr
 
@@ -135,8 +143,14 @@ def blend_score(vae, other: str, weights=(0.0, 0.25, 0.5, 0.75, 1.0), n: int = 2
     return {"blend_score": rho, "blend_positions": dict(zip(map(str, weights), positions, strict=True))}
 
 
-def choose_temperature(vae, real_codes: list[np.ndarray], grid=(0.5, 0.75, 1.0, 1.5, 2.0), n: int = 30,
-                       width: int = 150, seed: int = 90_000) -> tuple[float, dict[str, dict[str, float]]]:
+def choose_temperature(
+    vae,
+    real_codes: list[np.ndarray],
+    grid=(0.5, 0.75, 1.0, 1.5, 2.0),
+    n: int = 30,
+    width: int = 150,
+    seed: int = 90_000,
+) -> tuple[float, dict[str, dict[str, float]]]:
     """The decoding temperature of ``vae``, chosen on validation segments (seeds ``seed``.., never the
     evaluation seeds) against the *training* levels only, without the agent: the lowest tile-pattern KL
     (2x2) among the temperatures whose windows are >= 90% novel (the issue's novelty goal), else the most
@@ -158,9 +172,16 @@ def choose_temperature(vae, real_codes: list[np.ndarray], grid=(0.5, 0.75, 1.0, 
     return float(best), table
 
 
-def choose_decoding(vae, real_codes: list[np.ndarray], temperatures=(0.75, 1.0, 1.25), min_probs=(0.0, 0.05),
-                    latent_noises=(None, 0.5), n: int = 100, width: int = 150,
-                    seed: int = 90_000) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def choose_decoding(
+    vae,
+    real_codes: list[np.ndarray],
+    temperatures=(0.75, 1.0, 1.25),
+    min_probs=(0.0, 0.05),
+    latent_noises=(None, 0.5),
+    n: int = 100,
+    width: int = 150,
+    seed: int = 90_000,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Decoding settings of ``vae`` (``temperature``, ``min_prob``, ``latent_noise``: prior or aggregate
     posterior latents), chosen on raw validation segments (seeds ``seed``.., never the evaluation seeds)
     with the A* agent and the *training* levels only: the most playable setting among those whose windows
@@ -174,22 +195,39 @@ def choose_decoding(vae, real_codes: list[np.ndarray], temperatures=(0.75, 1.0, 
         codes = [vae.vocab_.encode(lv.grid) for lv in levels]
         novel, _ = novelty(all_windows(codes), real_windows)
         table[f"T={t},min_prob={p},latent_noise={s}"] = {
-            "temperature": float(t), "min_prob": float(p), "latent_noise": s, "novel_windows": novel,
+            "temperature": float(t),
+            "min_prob": float(p),
+            "latent_noise": s,
+            "novel_windows": novel,
             "tpkl_2x2": tpkl(real_codes, codes, 2),
-            "playable": float(np.mean([astar(lv.grid, lv.legend).playable for lv in levels]))}
+            "playable": float(np.mean([astar(lv.grid, lv.legend).playable for lv in levels])),
+        }
     rows = list(table.values())
     ok = [r for r in rows if r["novel_windows"] >= GOALS["novel_windows"]]
-    best = (max(ok, key=lambda r: (r["playable"], -r["tpkl_2x2"])) if ok
-            else max(rows, key=lambda r: r["novel_windows"]))
+    best = (
+        max(ok, key=lambda r: (r["playable"], -r["tpkl_2x2"]))
+        if ok
+        else max(rows, key=lambda r: r["novel_windows"])
+    )
     setting = {k: best[k] for k in ("temperature", "min_prob", "latent_noise")}
     for k, v in setting.items():
         setattr(vae, k, v)
     return setting, table
 
 
-def evaluate(data: Path | None = None, n: int = 1000, width: int = 150, n_independent: int = 200,
-             vae_steps: int = 3000, gan_steps: int = 1000, seed: int = 0, blend: bool = True,
-             n_filtered: int = 100, model: Path | None = None, echo=print) -> dict[str, Any]:
+def evaluate(
+    data: Path | None = None,
+    n: int = 1000,
+    width: int = 150,
+    n_independent: int = 200,
+    vae_steps: int = 3000,
+    gan_steps: int = 1000,
+    seed: int = 0,
+    blend: bool = True,
+    n_filtered: int = 100,
+    model: Path | None = None,
+    echo=print,
+) -> dict[str, Any]:
     """Run the whole protocol; returns the result dict (the keys the issue names, plus details).
 
     The headline figures are the raw model's (no A* latent search at the seams); the A*-checked stitching
@@ -227,13 +265,21 @@ def evaluate(data: Path | None = None, n: int = 1000, width: int = 150, n_indepe
     vae_levels = []
     for i in tqdm(range(n), desc="VAE levels"):
         vae_levels += vae.generate(1, width=width, seed=seed * 1_000_003 + i, playable=False)
-    result: dict[str, Any] = {"data": str(root), "segments": n, "width": width, "seed": seed,
-                              "decoding": vae.decoding, **setting, "decoding_validation": setting_table}
+    result: dict[str, Any] = {
+        "data": str(root),
+        "segments": n,
+        "width": width,
+        "seed": seed,
+        "decoding": vae.decoding,
+        **setting,
+        "decoding_validation": setting_table,
+    }
     result.update(level_metrics(vae_levels, real_codes, enc, n_independent, "VAE"))
     if n_filtered:
         filtered = [vae.generate(1, width=width, seed=seed * 1_000_003 + i)[0] for i in range(n_filtered)]
-        result["playable_with_astar_search"] = float(np.mean([astar(lv.grid, lv.legend).playable
-                                                              for lv in filtered]))
+        result["playable_with_astar_search"] = float(
+            np.mean([astar(lv.grid, lv.legend).playable for lv in filtered])
+        )
     result.update(control_error(vae, seed=seed))
     echo("baselines: column Markov chain, core GAN ...")
     markov = MarkovColumns(order=2, seed=seed).fit(smb)
@@ -250,9 +296,14 @@ def evaluate(data: Path | None = None, n: int = 1000, width: int = 150, n_indepe
             both = smb + read_game(ki_dir, game="kid_icarus")
             # tile decoding: the column chain's bigrams keep each game's columns together, which in a
             # short test held blended windows near 50/50 whatever the weight
-            blend_vae = LevelVAE(max_steps=vae_steps, hidden=(32, 64), seed=seed, condition_counts=False,
-                                 decoding="tiles",
-                                 progress=True).fit(both)
+            blend_vae = LevelVAE(
+                max_steps=vae_steps,
+                hidden=(32, 64),
+                seed=seed,
+                condition_counts=False,
+                decoding="tiles",
+                progress=True,
+            ).fit(both)
             result.update(blend_score(blend_vae, "kid_icarus", seed=seed))
     result["checkers"] = checks
     result["anchor"] = ANCHOR
@@ -276,12 +327,16 @@ def format_table(result: dict[str, Any]) -> str:
     for name, row in rows:
         lines.append(f"{name:<18}" + "".join(f"{row.get(k, float('nan')):>22.3f}" for k in keys))
     lines.append(f"{'anchor: MarioGPT':<18}{ANCHOR['playable']:>22.3f}")
-    lines.append(f"control within +-1: {result.get('control_within_1', float('nan')):.3f}; "
-                 f"blend score: {result.get('blend_score', float('nan')):.3f}")
+    lines.append(
+        f"control within +-1: {result.get('control_within_1', float('nan')):.3f}; "
+        f"blend score: {result.get('blend_score', float('nan')):.3f}"
+    )
     c = result["checkers"]
-    lines.append(f"checkers: real levels pass A* {c['real_pass_astar']:.2f}, "
-                 f"ballistic {c['real_pass_ballistic']:.2f}; "
-                 f"negative controls pass {c['negative_controls_pass']}; column-shuffled pass A* "
-                 f"{c['shuffled_pass_astar']:.2f}, ballistic {c['shuffled_pass_ballistic']:.2f}")
+    lines.append(
+        f"checkers: real levels pass A* {c['real_pass_astar']:.2f}, "
+        f"ballistic {c['real_pass_ballistic']:.2f}; "
+        f"negative controls pass {c['negative_controls_pass']}; column-shuffled pass A* "
+        f"{c['shuffled_pass_astar']:.2f}, ballistic {c['shuffled_pass_ballistic']:.2f}"
+    )
     lines.append(f"goals met: {result['goals']}")
     return "\n".join(lines)

@@ -52,8 +52,9 @@ MAX_STORED = 4096  # training-window counts / latents kept with the model
 DECODINGS = ("columns", "tiles")
 
 
-def level_windows(levels: Sequence[Level], vocab: Vocabulary, height: int, width: int,
-                  stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def level_windows(
+    levels: Sequence[Level], vocab: Vocabulary, height: int, width: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """(windows [N, height, width] codes, game index [N]). Wide levels slide along columns (padded at the
     top to ``height`` rows); tall levels (rows > height, e.g. Kid Icarus) slide along rows (padded on the
     right to ``width`` columns, cropped to its first ``width`` when wider)."""
@@ -68,7 +69,7 @@ def level_windows(levels: Sequence[Level], vocab: Vocabulary, height: int, width
                 codes = np.hstack([codes, np.full((rows, width - cols), empty)])
             codes = codes[:, :width]
             for r in range(0, rows - height + 1, stride):
-                out.append(codes[r:r + height])
+                out.append(codes[r : r + height])
                 labels.append(games.index(level.game))
         else:
             if rows < height:
@@ -76,7 +77,7 @@ def level_windows(levels: Sequence[Level], vocab: Vocabulary, height: int, width
             if cols < width:
                 codes = np.hstack([codes, np.full((height, width - cols), empty)])
             for c in range(0, codes.shape[1] - width + 1, stride):
-                out.append(codes[:, c:c + width])
+                out.append(codes[:, c : c + width])
                 labels.append(games.index(level.game))
     if not out:
         raise DataError("levels: no windows could be cut; expected at least one level")
@@ -156,13 +157,30 @@ class LevelVAE(SuiteEstimator):
 
     state_version: ClassVar[int] = 1
 
-    def __init__(self, height: int = 14, width: int = 16, latent_dim: int = 32,
-                 hidden: tuple[int, ...] = (64, 128), beta: float = 1.0, condition_counts: bool = True,
-                 max_steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, overlap: int = 2,
-                 candidates: int = 16, temperature: float = 1.0, decoding: str = "tiles",
-                 column_weight: float = 1.0, limit_gaps: bool = True, min_prob: float = 0.0,
-                 start_prompt: bool = True, latent_noise: float | None = None,
-                 seed: int = 0, progress: bool = False, device: str = "auto"):
+    def __init__(
+        self,
+        height: int = 14,
+        width: int = 16,
+        latent_dim: int = 32,
+        hidden: tuple[int, ...] = (64, 128),
+        beta: float = 1.0,
+        condition_counts: bool = True,
+        max_steps: int = 3000,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        overlap: int = 2,
+        candidates: int = 16,
+        temperature: float = 1.0,
+        decoding: str = "tiles",
+        column_weight: float = 1.0,
+        limit_gaps: bool = True,
+        min_prob: float = 0.0,
+        start_prompt: bool = True,
+        latent_noise: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        device: str = "auto",
+    ):
         self.height = height
         self.width = width
         self.latent_dim = latent_dim
@@ -196,8 +214,11 @@ class LevelVAE(SuiteEstimator):
             windows = est.windows_of(levels[:1])[:8]
             return est.encode(windows)
 
-        return Example(params={"max_steps": 20, "hidden": (16, 32), "latent_dim": 8, "batch_size": 32},
-                       fit_args=(levels,), probe=probe)
+        return Example(
+            params={"max_steps": 20, "hidden": (16, 32), "latent_dim": 8, "batch_size": 32},
+            fit_args=(levels,),
+            probe=probe,
+        )
 
     # ------------------------------------------------------------------ fit
     def fit(self, levels: Sequence[Level], y: Any = None) -> LevelVAE:
@@ -223,17 +244,33 @@ class LevelVAE(SuiteEstimator):
         self.count_scale_ = np.maximum(counts.max(0), 1.0).astype(np.float32)
         device = pick_device(self.device)
         torch.manual_seed(self.seed)
-        config = VAEConfig(kind="conv2d", in_channels=len(vocab.chars), image_size=(self.height, self.width),
-                           latent_dim=self.latent_dim, hidden=tuple(self.hidden), likelihood="categorical",
-                           cond_dim=len(COUNT_NAMES) if self.condition_counts else 0, beta=self.beta,
-                           residual=False)
+        config = VAEConfig(
+            kind="conv2d",
+            in_channels=len(vocab.chars),
+            image_size=(self.height, self.width),
+            latent_dim=self.latent_dim,
+            hidden=tuple(self.hidden),
+            likelihood="categorical",
+            cond_dim=len(COUNT_NAMES) if self.condition_counts else 0,
+            beta=self.beta,
+            residual=False,
+        )
         model = VAE(config)
         data = (torch.from_numpy(x),)
         if self.condition_counts:
             data = (torch.from_numpy(x), torch.from_numpy(counts / self.count_scale_))
-        tcfg = TrainConfig(max_steps=self.max_steps, batch_size=min(self.batch_size, len(x)), lr=self.lr,
-                           lr_schedule="cosine", val_every=None, seed=self.seed, progress=self.progress,
-                           device=str(device), precision="fp32", drop_last=len(x) > self.batch_size)
+        tcfg = TrainConfig(
+            max_steps=self.max_steps,
+            batch_size=min(self.batch_size, len(x)),
+            lr=self.lr,
+            lr_schedule="cosine",
+            val_every=None,
+            seed=self.seed,
+            progress=self.progress,
+            device=str(device),
+            precision="fp32",
+            drop_last=len(x) > self.batch_size,
+        )
         self.train_result_ = Trainer(tcfg).fit(model, data)
         self.model_ = model.to(device).eval()
         rng = np.random.default_rng(self.seed)
@@ -243,8 +280,11 @@ class LevelVAE(SuiteEstimator):
         self.columns_, self.column_bigrams_ = column_table(x)
         self.max_gap_ = longest_gap(x, vocab) if self.limit_gaps else None
         self.gap_limits_ = chasm_limits(x, vocab) if self.limit_gaps else None
-        firsts = [level_windows([lv], vocab, self.height, self.width)[0][0] for lv in levels
-                  if lv.game == self.games_[0]]
+        firsts = [
+            level_windows([lv], vocab, self.height, self.width)[0][0]
+            for lv in levels
+            if lv.game == self.games_[0]
+        ]
         self.start_windows_ = np.stack(firsts)
         self.latents_ = self.encode(x[keep])
         self.n_windows_ = int(len(x))
@@ -261,8 +301,9 @@ class LevelVAE(SuiteEstimator):
             return None
         return self._tensor(np.asarray(counts, np.float32) / self.count_scale_)
 
-    def _draw_counts(self, n: int, request: dict[str, float] | None, rng: np.random.Generator,
-                     game: int | None = None) -> np.ndarray:
+    def _draw_counts(
+        self, n: int, request: dict[str, float] | None, rng: np.random.Generator, game: int | None = None
+    ) -> np.ndarray:
         pool = self.train_counts_ if game is None else self.train_counts_[self.train_game_ == game]
         rows = pool[rng.integers(0, len(pool), n)].copy()
         for name, value in (request or {}).items():
@@ -278,8 +319,9 @@ class LevelVAE(SuiteEstimator):
             raise DataError(f"blend: {len(blend)} games given; expected one GAME:WEIGHT")
         ((name, weight),) = blend.items()
         if name not in self.games_:
-            raise DataError(f"blend: game {name!r} is not one the model learned; expected one of "
-                            f"{self.games_}")
+            raise DataError(
+                f"blend: game {name!r} is not one the model learned; expected one of {self.games_}"
+            )
         if not 0.0 <= weight <= 1.0:
             raise DataError(f"blend: weight {weight} for {name!r}; expected a number in [0, 1]")
         a = self.latents_[self.train_game_ == 0]
@@ -288,8 +330,13 @@ class LevelVAE(SuiteEstimator):
         zb = b[rng.integers(0, len(b), n)]
         return ((1.0 - weight) * za + weight * zb).astype(np.float32)
 
-    def _draw(self, n: int, counts: dict[str, float] | None, blend: dict[str, float] | None,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(
+        self,
+        n: int,
+        counts: dict[str, float] | None,
+        blend: dict[str, float] | None,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(latents [n, latent_dim], condition counts [n, 4]) for ``n`` windows. With ``latent_noise`` (and
         no blend) both come from one random training window of the first game: its posterior mean plus
         ``latent_noise`` x N(0, I) (the aggregate posterior, not the prior) and its counts, the requested
@@ -330,8 +377,14 @@ class LevelVAE(SuiteEstimator):
             counts = self._draw_counts(len(z), None, np.random.default_rng(0))
         return self._tiles(self._logits(z, counts), z)
 
-    def _tiles(self, logits: torch.Tensor, z: np.ndarray, prev: np.ndarray | None = None,
-               start: int = 0, run: int = 0) -> np.ndarray:
+    def _tiles(
+        self,
+        logits: torch.Tensor,
+        z: np.ndarray,
+        prev: np.ndarray | None = None,
+        start: int = 0,
+        run: int = 0,
+    ) -> np.ndarray:
         """Windows (codes) from decoder logits [N, tiles, H, W]; ``prev`` (a column of codes) is the column
         left of the window, which the column decoding continues from, ``run`` the gap columns that end
         the level so far; columns before ``start`` are not constrained (they are cut off at a seam)."""
@@ -370,8 +423,9 @@ class LevelVAE(SuiteEstimator):
             runs = np.where(low, 0, runs + 1)
         return grids
 
-    def _column_tiles(self, logits: torch.Tensor, g: torch.Generator, prev: np.ndarray | None,
-                      start: int, run: int = 0) -> np.ndarray:
+    def _column_tiles(
+        self, logits: torch.Tensor, g: torch.Generator, prev: np.ndarray | None, start: int, run: int = 0
+    ) -> np.ndarray:
         """Column-constrained decoding: every column is one seen in training, and the window's columns are
         a chain scored by the decoder's log-likelihood of each column plus ``column_weight`` x the log of
         a smoothed training column-bigram, sampled (forward filtering, backward sampling) at
@@ -448,9 +502,14 @@ class LevelVAE(SuiteEstimator):
         return out
 
     # ------------------------------------------------------------------ generation
-    def sample_windows(self, n: int, counts: dict[str, float] | None = None,
-                       blend: dict[str, float] | None = None, seed: int = 0,
-                       search: int | None = None) -> np.ndarray:
+    def sample_windows(
+        self,
+        n: int,
+        counts: dict[str, float] | None = None,
+        blend: dict[str, float] | None = None,
+        seed: int = 0,
+        search: int | None = None,
+    ) -> np.ndarray:
         """``n`` windows; with ``counts`` the best of ``search`` (default ``candidates``) decodes by count
         error is kept for each."""
         self._check_fitted()
@@ -469,8 +528,15 @@ class LevelVAE(SuiteEstimator):
         err = np.abs(got[:, :, cols] - want.reshape(n, k, -1)[:, :, cols]).sum(2)
         return grids[np.arange(n), err.argmin(1)]
 
-    def generate(self, n: int = 1, width: int = 150, counts: dict[str, float] | None = None,
-                 blend: dict[str, float] | None = None, seed: int = 0, playable: bool = True) -> list[Level]:
+    def generate(
+        self,
+        n: int = 1,
+        width: int = 150,
+        counts: dict[str, float] | None = None,
+        blend: dict[str, float] | None = None,
+        seed: int = 0,
+        playable: bool = True,
+    ) -> list[Level]:
         """``n`` levels ``width`` columns wide, stitched from windows (see the module docstring)."""
         self._check_fitted()
         if width < self.width:
@@ -478,8 +544,15 @@ class LevelVAE(SuiteEstimator):
         rng = np.random.default_rng(seed)
         return [self._stitch(width, counts, blend, rng, playable, f"generated-{seed}-{i}") for i in range(n)]
 
-    def _stitch(self, width: int, counts: dict | None, blend: dict | None, rng: np.random.Generator,
-                playable: bool, name: str) -> Level:
+    def _stitch(
+        self,
+        width: int,
+        counts: dict | None,
+        blend: dict | None,
+        rng: np.random.Generator,
+        playable: bool,
+        name: str,
+    ) -> Level:
         step = self.width - self.overlap
         starts = getattr(self, "start_windows_", None)
         if self.start_prompt and starts is not None and len(starts):
@@ -495,7 +568,7 @@ class LevelVAE(SuiteEstimator):
             z, want = self._draw(m, counts, blend, rng)
             logits = self._logits(z, want)
             logp = torch.log_softmax(logits[:, :, :, : self.overlap], 1)
-            tail = torch.as_tensor(level[:, -self.overlap:], device=logp.device)
+            tail = torch.as_tensor(level[:, -self.overlap :], device=logp.device)
             score = logp.gather(1, tail.expand(m, -1, -1).unsqueeze(1)).sum((1, 2, 3))
             grids = self._tiles(logits, z, prev=level[:, -1], start=self.overlap, run=self._run(level))
             if counts:
@@ -507,14 +580,18 @@ class LevelVAE(SuiteEstimator):
             chosen = grids[order[0]]
             if playable:
                 for idx in order:
-                    trial = np.hstack([level, grids[idx][:, self.overlap:]])
-                    if astar(np.array(list(chars))[trial[:, -3 * step - self.overlap:]], legend).playable:
+                    trial = np.hstack([level, grids[idx][:, self.overlap :]])
+                    if astar(np.array(list(chars))[trial[:, -3 * step - self.overlap :]], legend).playable:
                         chosen = grids[idx]
                         break
-            level = np.hstack([level, chosen[:, self.overlap:]])
+            level = np.hstack([level, chosen[:, self.overlap :]])
         codes = level[:, :width]
-        return Level(grid=self.vocab_.decode(codes), legend=dict(legend), name=name,
-                     game="+".join(self.games_) if blend else self.games_[0])
+        return Level(
+            grid=self.vocab_.decode(codes),
+            legend=dict(legend),
+            name=name,
+            game="+".join(self.games_) if blend else self.games_[0],
+        )
 
     def _run(self, level: np.ndarray) -> int:
         """Chasm columns that end ``level`` (codes)."""
@@ -538,16 +615,24 @@ class LevelVAE(SuiteEstimator):
 
     def to_level(self, codes: np.ndarray, name: str = "level") -> Level:
         self._check_fitted()
-        return Level(grid=self.vocab_.decode(codes), legend=dict(self.vocab_.legend), name=name,
-                     game=self.games_[0])
+        return Level(
+            grid=self.vocab_.decode(codes), legend=dict(self.vocab_.legend), name=name, game=self.games_[0]
+        )
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
-        return {"games": self.games_, "chars": self.vocab_.chars, "legend": self.vocab_.legend,
-                "aliases": self.vocab_.aliases, "count_scale": self.count_scale_.tolist(),
-                "n_windows": self.n_windows_, "max_gap": getattr(self, "max_gap_", None),
-                "gap_limits": None if getattr(self, "gap_limits_", None) is None
-                else [int(v) for v in self.gap_limits_]}
+        return {
+            "games": self.games_,
+            "chars": self.vocab_.chars,
+            "legend": self.vocab_.legend,
+            "aliases": self.vocab_.aliases,
+            "count_scale": self.count_scale_.tolist(),
+            "n_windows": self.n_windows_,
+            "max_gap": getattr(self, "max_gap_", None),
+            "gap_limits": None
+            if getattr(self, "gap_limits_", None) is None
+            else [int(v) for v in self.gap_limits_],
+        }
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
         self.games_ = list(state["games"])
@@ -566,11 +651,13 @@ class LevelVAE(SuiteEstimator):
         self.start_windows_ = arrays.get("start_windows")  # absent in models saved before start prompts
 
     def _save_files(self, directory: Path) -> None:
-        arrays = {"train_counts": self.train_counts_, "train_game": self.train_game_,
-                  "latents": self.latents_}
+        arrays = {
+            "train_counts": self.train_counts_,
+            "train_game": self.train_game_,
+            "latents": self.latents_,
+        }
         if getattr(self, "columns_", None) is not None:  # absent in models saved before column decoding
             arrays.update(columns=self.columns_, column_bigrams=self.column_bigrams_)
         if getattr(self, "start_windows_", None) is not None:
             arrays["start_windows"] = self.start_windows_
         self._save_arrays(directory / ARRAYS_FILE, arrays)
-

@@ -50,8 +50,9 @@ def _to_square(img: Image.Image, size: int) -> np.ndarray:
     return arr.transpose(2, 0, 1)
 
 
-def kenney_sprites(size: int = 32,
-                   classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def kenney_sprites(
+    size: int = 32, classes: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images [N, 4, size, size] in [0, 1], labels [N], class names) from arcade's Kenney sprites."""
     from genforge.games.render import kenney_root
 
@@ -70,8 +71,9 @@ def kenney_sprites(size: int = 32,
     return np.stack(images), np.asarray(labels, dtype=np.int64), names
 
 
-def read_sprite_folder(folder: str | os.PathLike[str],
-                       size: int = 32) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_sprite_folder(
+    folder: str | os.PathLike[str], size: int = 32
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A user's sprites: ``folder/<class>/*.png`` with an alpha channel."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -148,8 +150,9 @@ class _SpriteEstimator(SuiteEstimator):
     """What every sprite generator shares: the input checks, class names, the learned palette and
     its checkpoint file. Subclasses set ``size``, ``palette_size`` and ``seed``."""
 
-    def _prepare(self, images: np.ndarray, labels: np.ndarray,
-                 class_names: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(
+        self, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Checked float images and integer labels; sets ``classes_`` and ``palette_``."""
         images = np.asarray(images, np.float32)
         labels = np.asarray(labels, np.int64)
@@ -191,9 +194,20 @@ class SpriteVAE(_SpriteEstimator):
 
     state_version: ClassVar[int] = 1
 
-    def __init__(self, size: int = 32, latent_dim: int = 32, hidden: tuple[int, ...] = (32, 64, 128),
-                 beta: float = 4.0, palette_size: int = 32, max_steps: int = 2000, batch_size: int = 32,
-                 lr: float = 1e-3, seed: int = 0, progress: bool = False, device: str = "auto"):
+    def __init__(
+        self,
+        size: int = 32,
+        latent_dim: int = 32,
+        hidden: tuple[int, ...] = (32, 64, 128),
+        beta: float = 4.0,
+        palette_size: int = 32,
+        max_steps: int = 2000,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        seed: int = 0,
+        progress: bool = False,
+        device: str = "auto",
+    ):
         self.size = size
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -210,12 +224,16 @@ class SpriteVAE(_SpriteEstimator):
     def example(cls) -> Example:
         images, labels, names = kenney_sprites(16, ["enemies", "items"])
         params = {"size": 16, "max_steps": 10, "hidden": (8, 16), "latent_dim": 4, "palette_size": 8}
-        return Example(params=params,
-                       fit_args=(images, labels), fit_kwargs={"class_names": names},
-                       probe=lambda est: est.sample(4, "enemies", seed=0))
+        return Example(
+            params=params,
+            fit_args=(images, labels),
+            fit_kwargs={"class_names": names},
+            probe=lambda est: est.sample(4, "enemies", seed=0),
+        )
 
-    def fit(self, images: np.ndarray, labels: np.ndarray,
-            class_names: Sequence[str] | None = None) -> SpriteVAE:
+    def fit(
+        self, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None
+    ) -> SpriteVAE:
         """Train on sprites [N, 4, size, size] in [0, 1] with integer class labels."""
         from genforge import VAE, VAEConfig
         from genforge.devices import pick_device
@@ -224,13 +242,31 @@ class SpriteVAE(_SpriteEstimator):
         images, labels = self._prepare(images, labels, class_names)
         device = pick_device(self.device)
         torch.manual_seed(self.seed)
-        model = VAE(VAEConfig(kind="conv2d", in_channels=4, image_size=(self.size, self.size),
-                              latent_dim=self.latent_dim, hidden=tuple(self.hidden), likelihood="bernoulli",
-                              cond_dim=len(self.classes_), beta=self.beta, residual=False))
+        model = VAE(
+            VAEConfig(
+                kind="conv2d",
+                in_channels=4,
+                image_size=(self.size, self.size),
+                latent_dim=self.latent_dim,
+                hidden=tuple(self.hidden),
+                likelihood="bernoulli",
+                cond_dim=len(self.classes_),
+                beta=self.beta,
+                residual=False,
+            )
+        )
         cond = np.eye(len(self.classes_), dtype=np.float32)[labels]
-        tcfg = TrainConfig(max_steps=self.max_steps, batch_size=min(self.batch_size, len(images)), lr=self.lr,
-                           lr_schedule="cosine", val_every=None, seed=self.seed, progress=self.progress,
-                           device=str(device), precision="fp32")
+        tcfg = TrainConfig(
+            max_steps=self.max_steps,
+            batch_size=min(self.batch_size, len(images)),
+            lr=self.lr,
+            lr_schedule="cosine",
+            val_every=None,
+            seed=self.seed,
+            progress=self.progress,
+            device=str(device),
+            precision="fp32",
+        )
         self.train_result_ = Trainer(tcfg).fit(model, (torch.from_numpy(images), torch.from_numpy(cond)))
         self.model_ = model.to(device).eval()
         return self
@@ -254,8 +290,9 @@ def balanced_indices(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     counts = np.bincount(labels)
     top = counts.max()
-    parts = [np.resize(rng.permutation(np.flatnonzero(labels == c)), top)
-             for c in range(len(counts)) if counts[c]]
+    parts = [
+        np.resize(rng.permutation(np.flatnonzero(labels == c)), top) for c in range(len(counts)) if counts[c]
+    ]
     return rng.permutation(np.concatenate(parts))
 
 
@@ -275,12 +312,24 @@ class SpriteDiffusion(_SpriteEstimator):
 
     state_version: ClassVar[int] = 1
 
-    def __init__(self, size: int = 32, base_channels: int = 32, channel_mults: tuple[int, ...] = (1, 2, 2),
-                 cfg_dropout: float = 0.15, guidance_scale: float | tuple[float, ...] = 2.0,
-                 sample_steps: int = 25,
-                 palette_size: int = 32, max_steps: int = 2200, batch_size: int = 16, lr: float = 1e-3,
-                 ema_decay: float | None = 0.995, balance: bool = True, seed: int = 0,
-                 progress: bool = False, device: str = "auto"):
+    def __init__(
+        self,
+        size: int = 32,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2, 2),
+        cfg_dropout: float = 0.15,
+        guidance_scale: float | tuple[float, ...] = 2.0,
+        sample_steps: int = 25,
+        palette_size: int = 32,
+        max_steps: int = 2200,
+        batch_size: int = 16,
+        lr: float = 1e-3,
+        ema_decay: float | None = 0.995,
+        balance: bool = True,
+        seed: int = 0,
+        progress: bool = False,
+        device: str = "auto",
+    ):
         self.size = size
         self.base_channels = base_channels
         self.channel_mults = channel_mults
@@ -300,14 +349,25 @@ class SpriteDiffusion(_SpriteEstimator):
     @classmethod
     def example(cls) -> Example:
         images, labels, names = kenney_sprites(16, ["enemies", "items"])
-        params = {"size": 16, "max_steps": 4, "base_channels": 8, "channel_mults": (1, 2),
-                  "sample_steps": 3, "palette_size": 8, "ema_decay": None}
-        return Example(params=params,
-                       fit_args=(images, labels), fit_kwargs={"class_names": names},
-                       probe=lambda est: est.sample(2, "enemies", seed=0))
+        params = {
+            "size": 16,
+            "max_steps": 4,
+            "base_channels": 8,
+            "channel_mults": (1, 2),
+            "sample_steps": 3,
+            "palette_size": 8,
+            "ema_decay": None,
+        }
+        return Example(
+            params=params,
+            fit_args=(images, labels),
+            fit_kwargs={"class_names": names},
+            probe=lambda est: est.sample(2, "enemies", seed=0),
+        )
 
-    def fit(self, images: np.ndarray, labels: np.ndarray,
-            class_names: Sequence[str] | None = None) -> SpriteDiffusion:
+    def fit(
+        self, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None
+    ) -> SpriteDiffusion:
         """Train on sprites [N, 4, size, size] in [0, 1] with integer class labels."""
         from genforge import Diffusion, DiffusionConfig
         from genforge.devices import pick_device
@@ -317,18 +377,40 @@ class SpriteDiffusion(_SpriteEstimator):
         device = pick_device(self.device)
         torch.manual_seed(self.seed)
         groups = min(8, self.base_channels)
-        model = Diffusion(DiffusionConfig(
-            dims=2, channels=4, image_size=(self.size, self.size), base_channels=self.base_channels,
-            channel_mults=tuple(self.channel_mults), layers_per_block=1, attention_levels=(),
-            mid_attention=False, norm_groups=groups, schedule="cosine", prediction="v", clip_sample=True,
-            num_classes=len(self.classes_), cfg_dropout=self.cfg_dropout))
+        model = Diffusion(
+            DiffusionConfig(
+                dims=2,
+                channels=4,
+                image_size=(self.size, self.size),
+                base_channels=self.base_channels,
+                channel_mults=tuple(self.channel_mults),
+                layers_per_block=1,
+                attention_levels=(),
+                mid_attention=False,
+                norm_groups=groups,
+                schedule="cosine",
+                prediction="v",
+                clip_sample=True,
+                num_classes=len(self.classes_),
+                cfg_dropout=self.cfg_dropout,
+            )
+        )
         idx = balanced_indices(labels, self.seed) if self.balance else np.arange(len(labels))
         x = torch.from_numpy(images[idx] * 2 - 1)
         y = torch.from_numpy(labels[idx])
-        tcfg = TrainConfig(max_steps=self.max_steps, batch_size=min(self.batch_size, len(idx)), lr=self.lr,
-                           lr_schedule="cosine", warmup_steps=min(100, self.max_steps // 10),
-                           ema_decay=self.ema_decay, val_every=None, seed=self.seed,
-                           progress=self.progress, device=str(device), precision="fp32")
+        tcfg = TrainConfig(
+            max_steps=self.max_steps,
+            batch_size=min(self.batch_size, len(idx)),
+            lr=self.lr,
+            lr_schedule="cosine",
+            warmup_steps=min(100, self.max_steps // 10),
+            ema_decay=self.ema_decay,
+            val_every=None,
+            seed=self.seed,
+            progress=self.progress,
+            device=str(device),
+            precision="fp32",
+        )
         self.train_result_ = Trainer(tcfg).fit(model, (x, y))
         self.model_ = model.to(device).eval()
         return self
@@ -339,13 +421,21 @@ class SpriteDiffusion(_SpriteEstimator):
         if isinstance(w, int | float):
             return float(w)
         if len(w) != len(self.classes_):
-            raise DataError(f"guidance_scale: {len(w)} values for {len(self.classes_)} classes; "
-                            "expected one number or one per class")
+            raise DataError(
+                f"guidance_scale: {len(w)} values for {len(self.classes_)} classes; "
+                "expected one number or one per class"
+            )
         return float(w[self._class_index(class_name)])
 
     @torch.no_grad()
-    def sample(self, n: int, class_name: str | int, seed: int = 0, raw: bool = False,
-               guidance_scale: float | None = None) -> np.ndarray:
+    def sample(
+        self,
+        n: int,
+        class_name: str | int,
+        seed: int = 0,
+        raw: bool = False,
+        guidance_scale: float | None = None,
+    ) -> np.ndarray:
         """``n`` sprites [n, 4, size, size] of a class: palette-quantised with hard alpha (``raw``: not).
 
         ``guidance_scale`` overrides the fitted default (1 = no guidance)."""

@@ -89,10 +89,17 @@ def test_blending_moves_tile_statistics_monotonically(rule_train):
     from genforge.games.evaluate import blend_score
 
     # a second "game": the same levels with the ground replaced by question blocks
-    other = [parse_level("\n".join("".join(r) for r in np.where(lv.grid == "X", "?", lv.grid)),
-                         legend=SMB_LEGEND, game="other") for lv in rule_train]
-    vae = LevelVAE(max_steps=200, hidden=(16, 32), latent_dim=8, batch_size=32,
-                   condition_counts=False, decoding="tiles").fit(rule_train + other)
+    other = [
+        parse_level(
+            "\n".join("".join(r) for r in np.where(lv.grid == "X", "?", lv.grid)),
+            legend=SMB_LEGEND,
+            game="other",
+        )
+        for lv in rule_train
+    ]
+    vae = LevelVAE(
+        max_steps=200, hidden=(16, 32), latent_dim=8, batch_size=32, condition_counts=False, decoding="tiles"
+    ).fit(rule_train + other)
     score = blend_score(vae, "other", n=64)
     assert score["blend_score"] > 0.8, score
 
@@ -201,8 +208,9 @@ def test_choose_decoding_takes_the_most_playable_novel_setting(fitted, rule_trai
 
     real = [fitted.vocab_.encode(lv.grid) for lv in rule_train]
     try:
-        setting, table = choose_decoding(fitted, real, temperatures=(0.5, 2.0), min_probs=(0.0,),
-                                         latent_noises=(None, 0.5), n=3, width=32)
+        setting, table = choose_decoding(
+            fitted, real, temperatures=(0.5, 2.0), min_probs=(0.0,), latent_noises=(None, 0.5), n=3, width=32
+        )
         chosen = (fitted.temperature, fitted.min_prob, fitted.latent_noise)
     finally:
         fitted.temperature, fitted.min_prob, fitted.latent_noise = 1.0, 0.0, None

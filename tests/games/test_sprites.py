@@ -78,8 +78,17 @@ def test_sprite_diffusion_learns_and_outputs_pixel_art(small, tmp_path):
     from genforge.games.sprites import load_sprite_model
 
     images, labels, names = small
-    model = SpriteDiffusion(size=16, base_channels=8, channel_mults=(1, 2), max_steps=60, batch_size=16,
-                            sample_steps=4, palette_size=8, ema_decay=None, lr=2e-3)
+    model = SpriteDiffusion(
+        size=16,
+        base_channels=8,
+        channel_mults=(1, 2),
+        max_steps=60,
+        batch_size=16,
+        sample_steps=4,
+        palette_size=8,
+        ema_decay=None,
+        lr=2e-3,
+    )
     model.fit(images, labels, names)
     hist = model.train_result_.history
     assert hist[-1]["loss"] < 0.8 * hist[0]["loss"], (hist[0], hist[-1])
@@ -96,8 +105,9 @@ def test_sprite_diffusion_learns_and_outputs_pixel_art(small, tmp_path):
     assert np.array_equal(again.sample(3, "enemies", seed=2, guidance_scale=2.0), out)
     model.guidance_scale = (1.0, 3.0)  # one scale per class
     assert model.guidance_for("items") == 3.0
-    assert np.array_equal(model.sample(2, "items", seed=4),
-                          model.sample(2, "items", seed=4, guidance_scale=3.0))
+    assert np.array_equal(
+        model.sample(2, "items", seed=4), model.sample(2, "items", seed=4, guidance_scale=3.0)
+    )
     model.save(tmp_path / "per_class")
     assert load_sprite_model(tmp_path / "per_class").guidance_for("enemies") == 1.0
     model.guidance_scale = (1.0, 2.0, 3.0)
