@@ -66,6 +66,8 @@ class _DerivedWeights:
     def get(self, sources: tuple[torch.Tensor, ...], make: Callable[[], Any]) -> Any:
         if torch.compiler.is_compiling():  # in a graph: no Python cache (its state would be a guard)
             return make()
+        if any(p.is_inference() for p in sources):  # made under inference_mode: no version counter
+            return make()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in sources)
         if key != self._key:
             with torch.no_grad():

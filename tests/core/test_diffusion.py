@@ -79,6 +79,14 @@ def test_fused_qkv_attention_equals_the_autograd_path_and_follows_weight_updates
             att.to_q.bias.add_(0.3)
 
 
+def test_unet_built_under_inference_mode_samples() -> None:
+    """Parameters created under inference_mode have no version counter: the weight caches must cope."""
+    with torch.inference_mode():
+        net = UNet(UNetConfig(block_out_channels=(32, 32), attention_levels=(1,), norm_num_groups=8))
+        x = torch.randn(2, 1, 8, 8)
+        assert net(x, torch.tensor([3, 700])).shape == x.shape
+
+
 def test_unet_rejects_bad_configs() -> None:
     with pytest.raises(ValueError, match="attention_levels"):
         UNet(UNetConfig(block_out_channels=(32, 64), attention_levels=(2,)))
