@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from genforge.errors import GenforgeError
+from genforge.metrics import frechet_distance, nearest_neighbour_distances
 
 GUIDANCE = 2.0  # the speed comparison's scale (the time per image does not depend on it)
 GUIDANCE_GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -151,22 +152,9 @@ def classify(clf: DigitClassifier, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return clf.head(feats).argmax(1).numpy(), feats.numpy().astype(np.float64)
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import linalg
-
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = np.real(covmean)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
-
-
 def nn_distance(samples: np.ndarray, train: np.ndarray) -> float:
     """Mean over samples of the L2 pixel distance to the nearest training image."""
-    a = samples.reshape(len(samples), -1).astype(np.float64)
-    b = train.reshape(len(train), -1).astype(np.float64)
-    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
-    return float(np.sqrt(np.maximum(d2.min(1), 0)).mean())
+    return float(nearest_neighbour_distances(samples, train).mean())
 
 
 def choose_guidance(
