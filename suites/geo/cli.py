@@ -230,6 +230,13 @@ def evaluate(
     holdout_steps: int = typer.Option(
         None, "--holdout-steps", help="Steps of the block hold-out models (default: --max-steps)"
     ),
+    holdout: str = typer.Option(
+        "cv",
+        "--holdout",
+        help="Coverage protocol: cv (block cross-validation over the whole map, every point held out once) "
+        "or quarter (one quarter of the blocks held out, the first sessions' protocol)",
+    ),
+    holdout_folds: int = typer.Option(4, "--holdout-folds", help="Folds of the cv hold-out"),
     extra_weights: str = typer.Option(
         "",
         "--extra-weights",
@@ -271,6 +278,8 @@ def evaluate(
         seeds=seed_list,
         baselines=names,
         holdout_steps=holdout_steps,
+        holdout=holdout,
+        holdout_folds=holdout_folds,
         extra_weights=[w.strip() for w in extra_weights.split(",") if w.strip()],
     )
     result = run(layer, protocol, json_path=json_out, echo=_echo)

@@ -15,15 +15,14 @@ Per seed, on one point layer:
    ``gp_max`` points).
 3. **Single draws**: the energy distance between draws and real values in each point's neighbourhood
    (ours, linear, kriging), the global Moran's I of each in-sample draw against the real one (mean and largest
-   absolute error), and the coverage of the 5-95% interval of draws at held-out points of a **spatial
-   block hold-out** (the bounding box cut into ``blocks`` x ``blocks`` cells, a quarter of the cells held
-   out; the models are refitted without them, and held-out points are conditioned on training points only).
-   Ours is reported with its interval calibrated by split conformal on inner block folds of the training
-   region (:meth:`SpaceGAN.interval_scores`, ``inner_folds`` fits; the outer blocks play no part) with the
-   ``interval_score`` "local" (|error| / sd of the k nearest training targets; chosen by leave-one-inner-fold-
-   out coverage on toy1 and toy2 training regions, see docs/results/geo.md); "abs", "oof" (|error| / mean
-   out-of-fold error of the 16 nearest training points) and the uncalibrated draws are reported beside it,
-   with each score's inner-fold coverage.
+   absolute error), and the coverage of the 5-95% interval of draws out of sample, by **spatial block
+   cross-validation** (``holdout="cv"``, default): the cells of a ``blocks`` x ``blocks`` grid over the map
+   are dealt into ``holdout_folds`` folds, each fold is predicted by a model fitted on the others (held-out
+   points conditioned on that model's training points only) with the half-width calibrated on the other
+   folds' out-of-fold scores (cross-conformal / CV+); every point is held out once. ``holdout="quarter"``
+   keeps the first sessions' protocol (one quarter of the cells held out, calibration on inner folds of the
+   rest). The ``interval_score`` is "local" (|error| / sd of the k nearest training targets; chosen on
+   training regions, see docs/results/geo.md); "abs", "oof" and the uncalibrated draws are reported beside.
 
 Results go to a JSON file (atomically, after every seed; a rerun with the same settings resumes after the
 last finished seed).
@@ -42,7 +41,17 @@ import torch
 
 from genforge.errors import DataError
 from genforge.geo.data import SpatialData
-from genforge.geo.models import INTERVAL_SCORES, Neighbourhood, SpaceGAN, conformal_half_width, score_mean
+from genforge.geo.models import (
+    INTERVAL_SCORES,
+    Neighbourhood,
+    SpaceGAN,
+    block_cross_scores,
+    block_folds,
+    conformal_half_width,
+    leave_fold_out_half_widths,
+    score_mean,
+    subset_points,
+)
 from genforge.geo.spatial import global_moran_torch, knn_indices, sparse_weights, weights
 
 # the figures measured with the original code in this repository's issue (best-RMSE checkpoint, two seeds)
@@ -66,7 +75,9 @@ class Protocol:
     blocks: int = 4
     holdout_draws: int = 100
     gp_max: int = 1500
-    inner_folds: int = 4
+    inner_folds: int = 4  # the quarter hold-out's calibration folds (inside the training region)
+    holdout: str = "cv"  # "cv": block cross-validation over the whole map; "quarter": the old hold-out
+    holdout_folds: int = 4  # folds of the "cv" protocol
     holdout_steps: int | None = None  # steps of the hold-out models (inner folds and outer); None = max_steps
     interval_score: str = "local"
     extra_weights: list[str] = field(default_factory=list)  # e.g. ["band:paper"]: MIE also under these
@@ -84,19 +95,6 @@ def block_holdout(xy: np.ndarray, blocks: int, seed: int) -> np.ndarray:
     return np.isin(ids, held)
 
 
-def block_folds(xy: np.ndarray, blocks: int, folds: int, seed: int) -> np.ndarray:
-    """Fold id (0..folds-1) of every point: the occupied cells of a blocks x blocks grid over the map,
-    shuffled and dealt round-robin to the folds, so that every fold is made of whole cells."""
-    lo, hi = xy.min(0), xy.max(0)
-    cell = np.minimum(((xy - lo) / np.where(hi > lo, hi - lo, 1.0) * blocks).astype(int), blocks - 1)
-    ids = cell[:, 0] * blocks + cell[:, 1]
-    occupied = np.random.default_rng(seed).permutation(np.unique(ids))
-    if len(occupied) < folds:
-        raise DataError(f"block folds: {len(occupied)} occupied cells, fewer than {folds} folds")
-    fold_of = {c: i % folds for i, c in enumerate(occupied)}
-    return np.array([fold_of[c] for c in ids])
-
-
 def neighbourhood_energy(draws: np.ndarray, real: np.ndarray, hoods: np.ndarray) -> float:
     """Mean over points of the energy distance between the draws in a point's neighbourhood (the point and
     its k nearest neighbours, all draws) and the real values there (first target); 0 = same distribution."""
@@ -106,10 +104,15 @@ def neighbourhood_energy(draws: np.ndarray, real: np.ndarray, hoods: np.ndarray)
     return float(np.mean([energy_distance(values[:, h].ravel(), real[h, 0]) for h in hoods]))
 
 
+def covered(draws: np.ndarray, real: np.ndarray, level: float = 0.9) -> np.ndarray:
+    """[N, T] whether each real value lies inside the central ``level`` interval of its draws ([S, N, T])."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return (real >= lo) & (real <= hi)
+
+
 def coverage(draws: np.ndarray, real: np.ndarray, level: float = 0.9) -> float:
     """Share of real values inside the central ``level`` interval of the draws ([S, N, T] vs [N, T])."""
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return float(((real >= lo) & (real <= hi)).mean())
+    return float(covered(draws, real, level).mean())
 
 
 # ------------------------------------------------------------------------------------ baselines
@@ -335,8 +338,15 @@ def run_seed(data: SpatialData, p: Protocol, seed: int, progress: bool = True) -
         out["weights_variants"] = variants
     out["energy_distance"] = energy
     cal, out["coverage90_baselines"], out["holdout_points"] = _holdout(data, p, seed, progress)
+    out["holdout"] = p.holdout
     out["coverage90"], out["interval_half_width"] = cal["coverage"], cal["half_width"]
-    out["coverage90_inner"], out["coverage90_inner_folds"] = cal["inner"], cal["inner_folds"]
+    if p.holdout == "cv":
+        out["coverage90_folds"] = cal["coverage_folds"]
+        out["coverage90_baselines_folds"] = cal["others_folds"]
+        out["coverage90_by_score"] = cal["coverage_by_score"]
+        out["holdout_fold_points"] = cal["fold_points"]
+    else:
+        out["coverage90_inner"], out["coverage90_inner_folds"] = cal["inner"], cal["inner_folds"]
     return out
 
 
@@ -361,69 +371,106 @@ def _mie_both(real: np.ndarray, mean: np.ndarray, W: torch.Tensor, connected: np
     return {**scores, "mie_connected": scores["mie"] * _connected_factor(connected)}
 
 
-def _prepare_like(data: SpatialData, frame: Any, k: int) -> SpatialData:
-    """``frame`` prepared with ``data``'s columns, CRS and source, rows all kept."""
-    from genforge.geo.data import prepare
-
-    return prepare(
-        frame,
-        data.target,
-        data.coords,
-        data.covariates,
-        crs=data.crs,
-        k=k,
-        source=data.source,
-        duplicates="keep",
-    )
+HOLDOUTS = ("cv", "quarter")
 
 
 def _holdout(
     data: SpatialData, p: Protocol, seed: int, progress: bool
 ) -> tuple[dict[str, Any], dict[str, float], int]:
-    """90% interval coverage at the held-out blocks for ours (raw, and with its interval calibrated by split
-    conformal on inner block folds of the training region only), linear and kriging.
+    """90% interval coverage out of sample: :func:`_holdout_cv` (``p.holdout == "cv"``, the default) or
+    :func:`_holdout_quarter` (the first three sessions' protocol)."""
+    if p.holdout == "cv":
+        return _holdout_cv(data, p, seed, progress)
+    if p.holdout == "quarter":
+        return _holdout_quarter(data, p, seed, progress)
+    raise DataError(f"holdout {p.holdout!r}: expected one of {', '.join(HOLDOUTS)}")
+
+
+def _holdout_cv(
+    data: SpatialData, p: Protocol, seed: int, progress: bool
+) -> tuple[dict[str, Any], dict[str, float], int]:
+    """Spatial block cross-validation with cross-conformal intervals (CV+ arrangement).
+
+    The occupied cells of the ``blocks`` x ``blocks`` grid over the whole map are dealt into
+    ``p.holdout_folds`` folds; model f is fitted on the other folds and scores fold f's points
+    (:func:`block_cross_scores`, the same code as :meth:`SpaceGAN.calibrate_blocks`). Fold f's half-width is
+    the conformal quantile of the *other* folds' scores (:func:`leave_fold_out_half_widths`), set on model
+    f, and fold f's coverage is read from model f's draws at fold f's points. So neither the model nor the
+    half-width that a point is checked with used that point's block; the other folds' models (whose
+    scores make the half-width) did see it — CV+'s arrangement (Barber et al. 2021). Every point is
+    held out exactly once; ``coverage`` is the share of all points covered, per fold beside it. Linear
+    and kriging are fitted on the same folds."""
+    template = _gan("ours", p, seed, progress, p.holdout_steps)
+    cal = block_cross_scores(
+        data, template, p.blocks, p.holdout_folds, seed, n=p.holdout_draws, draw_seed=seed + 3000
+    )
+    half = {s: leave_fold_out_half_widths(v, cal.folds, 0.9) for s, v in cal.scores.items()}
+    names = ["ours_uncalibrated", *(f"ours_{s}" for s in INTERVAL_SCORES)]
+    names += [b for b in ("linear", "kriging") if b in p.baselines]
+    hit = {name: np.zeros(data.y.shape, bool) for name in names}
+    for f, model in enumerate(cal.models):
+        test = cal.folds == f
+        frame, y_test = data.frame[test].reset_index(drop=True), data.y[test]
+        model.set_interval(None)
+        hit["ours_uncalibrated"][test] = covered(
+            model.sample_array(p.holdout_draws, frame=frame, seed=seed + 2000), y_test
+        )
+        for s in INTERVAL_SCORES:
+            model.set_interval(half[s][f], 0.9, s)
+            draws = model.sample_array(p.holdout_draws, frame=frame, seed=seed + 2000)
+            hit[f"ours_{s}"][test] = covered(draws, y_test)
+        model.set_interval(None)
+        hood = model.hood_
+        if "linear" in p.baselines:
+            lin = LinearGenerator().fit(hood, hood.condition(), hood.y)
+            test_cond = hood.condition(data.xy[test], data.x[test])
+            hit["linear"][test] = covered(lin.draws(test_cond, p.holdout_draws, seed), y_test)
+        if "kriging" in p.baselines:
+            gp = KrigingGenerator().fit(hood.xy, hood.x, hood.y, p.gp_max, seed)
+            gp_draws = gp.draws(data.xy[test], data.x[test], p.holdout_draws, seed)
+            hit["kriging"][test] = covered(gp_draws, y_test)
+    folds = range(p.holdout_folds)
+    others = {name: float(h.mean()) for name, h in hit.items()}
+    by_score = cal.scores[p.interval_score] <= half[p.interval_score][cal.folds]
+    result = {
+        "coverage": others[f"ours_{p.interval_score}"],
+        "coverage_folds": [float(hit[f"ours_{p.interval_score}"][cal.folds == f].mean()) for f in folds],
+        "others_folds": {name: [float(h[cal.folds == f].mean()) for f in folds] for name, h in hit.items()},
+        # the same check without Monte Carlo of the draws: score <= the other folds' half-width
+        "coverage_by_score": float(by_score.mean()),
+        "half_width": {s: v.tolist() for s, v in half.items()},
+        "fold_points": [int((cal.folds == f).sum()) for f in folds],
+    }
+    return result, others, len(data)
+
+
+def _holdout_quarter(
+    data: SpatialData, p: Protocol, seed: int, progress: bool
+) -> tuple[dict[str, Any], dict[str, float], int]:
+    """90% interval coverage at one held-out quarter of the blocks (``--holdout quarter``, the first three
+    sessions' protocol) for ours (raw, and calibrated by :meth:`SpaceGAN.calibrate_blocks` on block folds of
+    the training region only), linear and kriging.
 
     Calibration: the training region's cells are split into ``p.inner_folds`` folds; per fold a model fitted
-    on the other folds scores the fold's points (:meth:`SpaceGAN.interval_scores`); the pooled scores give
-    the conformal half-width (:func:`conformal_half_width`) that the model fitted on the whole training
-    region then uses at the held-out blocks. Every training point is scored once, by a model that did not
-    see its block."""
+    on the other folds scores the fold's points; the pooled scores give the conformal half-width that the
+    model fitted on the whole training region then uses at the held-out blocks. Every training point is
+    scored once, by a model that did not see its block."""
     held = block_holdout(data.xy, p.blocks, seed)
-    train = _prepare_like(data, data.frame[~held], p.k)
+    train = subset_points(data, ~held, p.k)
     test = data.frame[held].reset_index(drop=True)
     y_test = data.y[held]
-    folds = block_folds(train.xy, p.blocks, p.inner_folds, seed + 1)
-    scores: dict[str, list[np.ndarray]] = {s: [] for s in INTERVAL_SCORES}
-    inner_models, calib_xy = [], []
-    for f in range(p.inner_folds):
-        fold_train = _prepare_like(data, train.frame[folds != f], p.k)
-        inner = _gan("ours", p, seed, progress, p.holdout_steps).fit(fold_train)
-        calib = train.frame[folds == f].reset_index(drop=True)
-        err = inner.interval_scores(calib, n=p.holdout_draws, seed=seed + 3000, score="abs")
-        xy = inner._points(calib, require_target=True).xy
-        scores["abs"].append(err)
-        scores["local"].append(err / inner.interval_scale(xy, "local"))
-        inner_models.append(inner)
-        calib_xy.append(xy)
-    # every training point's out-of-fold error, in the training order
-    oof = np.zeros_like(train.y)
-    for f in range(p.inner_folds):
-        oof[folds == f] = scores["abs"][f]
-    for f, inner in enumerate(inner_models):  # "oof": scaled by the other folds' errors nearby
-        inner.set_reference_errors(oof[folds != f])
-        scores["oof"].append(scores["abs"][f] / inner.interval_scale(calib_xy[f], "oof"))
-    half = {s: conformal_half_width(np.concatenate(v), 0.9) for s, v in scores.items()}
+    ours = _gan("ours", p, seed, progress, p.holdout_steps).fit(train)
+    cal = ours.calibrate_blocks(
+        0.9, p.interval_score, p.blocks, p.inner_folds, p.holdout_draws, seed=seed + 1, draw_seed=seed + 3000
+    )
+    half = {s: conformal_half_width(v, 0.9) for s, v in cal.scores.items()}
     # leave-one-fold-out coverage inside the training region: each fold checked against the half-width
     # calibrated on the other folds (the training-side figure beside the hold-out one)
-    inner_cov = {
-        s: [
-            float(np.mean(v[f] <= conformal_half_width(np.concatenate(v[:f] + v[f + 1 :]), 0.9)))
-            for f in range(p.inner_folds)
-        ]
-        for s, v in scores.items()
-    }
-    ours = _gan("ours", p, seed, progress, p.holdout_steps).fit(train)
-    ours.set_reference_errors(oof)
+    inner_cov = {}
+    for s, v in cal.scores.items():
+        lfo = leave_fold_out_half_widths(v, cal.folds, 0.9)
+        inner_cov[s] = [float(np.mean(v[cal.folds == f] <= lfo[f])) for f in range(p.inner_folds)]
+    ours.set_interval(None)
     raw = coverage(ours.sample_array(p.holdout_draws, frame=test, seed=seed + 2000), y_test)
     others: dict[str, float] = {"ours_uncalibrated": raw}
     for s in INTERVAL_SCORES:
@@ -438,14 +485,14 @@ def _holdout(
     if "kriging" in p.baselines:
         gp = KrigingGenerator().fit(train.xy, train.x, train.y, p.gp_max, seed)
         others["kriging"] = coverage(gp.draws(data.xy[held], data.x[held], p.holdout_draws, seed), y_test)
-    cal = {
+    result = {
         "coverage": others[f"ours_{p.interval_score}"],
         "half_width": {s: [float(h) for h in v] for s, v in half.items()},
         "calibration_points": int(len(train.y)),
         "inner": {s: float(np.mean(v)) for s, v in inner_cov.items()},
         "inner_folds": inner_cov,
     }
-    return cal, others, int(held.sum())
+    return result, others, int(held.sum())
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -462,6 +509,10 @@ def evaluate(
     p = protocol or Protocol()
     for spec in p.extra_weights:  # a bad spec fails here, before any training
         _extra_weights(data, spec)
+    if p.holdout not in HOLDOUTS:
+        raise DataError(f"--holdout {p.holdout!r}: expected one of {', '.join(HOLDOUTS)}")
+    if p.holdout == "cv":  # fewer occupied cells than folds fails here too
+        block_folds(data.xy, p.blocks, p.holdout_folds, 0)
     settings = {
         "data": data.source,
         "target": data.target,
@@ -582,7 +633,13 @@ def format_table(result: dict[str, Any], anchor: str | None = None) -> str:
             + ", ".join(f"{k} {v:.4g}" for k, v in result["energy_distance"].items())
         )
     cov = ", ".join(f"{k} {v:.3f}" for k, v in result.get("coverage90_baselines", {}).items())
-    lines.append(f"90% coverage on held-out blocks: ours {result['coverage90']:.3f} (goal 0.85-0.95); {cov}")
+    how = result.get("settings", {}).get("protocol", {}).get("holdout", "quarter")
+    where = "block CV, every point held out once" if how == "cv" else "a held-out quarter of the blocks"
+    lines.append(f"90% coverage ({where}): ours {result['coverage90']:.3f} (goal 0.85-0.95); {cov}")
+    for r in result.get("per_seed", []):
+        if "coverage90_folds" in r:
+            folds = " / ".join(f"{c:.3f}" for c in r["coverage90_folds"])
+            lines.append(f"  seed {r['seed']}: {r['coverage90']:.3f} (folds {folds})")
     if result.get("coverage90_inner"):
         lines.append(
             "90% coverage on inner block folds of the training region (leave one fold out): "

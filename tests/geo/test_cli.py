@@ -148,6 +148,10 @@ def test_evaluate_writes_the_issue_keys(tmp_path, field, capsys):
         assert key in result, key
     assert set(result["baselines"]) == {"original", "linear", "kriging"} and result["seeds"] == [0]
     assert {"ours_uncalibrated", "ours_abs", "ours_local"} <= set(result["coverage90_baselines"])
+    seed0 = result["per_seed"][0]  # block CV (the default): every point held out once, per-fold figures
+    assert seed0["holdout"] == "cv" and seed0["holdout_points"] == len(field)
+    assert len(seed0["coverage90_folds"]) == 4 and sum(seed0["holdout_fold_points"]) == len(field)
+    assert set(seed0["coverage90_baselines_folds"]) == set(result["coverage90_baselines"])
     assert {"mean", "max_abs_error"} <= set(result["moran_global_draws"])
     paper = result["weights_variants"]["band:paper"]  # the grid's paper band is its queen band: no islands
     assert paper["isolated"] == 0 and {"ours", "ours_best_rmse", "baselines"} <= set(paper)

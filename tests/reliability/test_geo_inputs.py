@@ -173,3 +173,12 @@ def test_bad_extra_weights_fail_before_training(tmp_path, capsys):
         ]
     )
     _check(rc, capsys, ["band:near", "expected knn:K, band:D"], tmp_path, before)
+
+
+def test_bad_holdout_fails_before_training(tmp_path, capsys):
+    path = tmp_path / "ok.csv"
+    _grid().to_csv(path, index=False)
+    before = set(tmp_path.rglob("*"))
+    args = ["geo", "evaluate", "--data", str(path), "--target", "v", "--coords", "x,y"]
+    rc = main([*args, "--holdout", "half", "--json", str(tmp_path / "eval.json")])
+    _check(rc, capsys, ["--holdout 'half'", "expected one of cv, quarter"], tmp_path, before)

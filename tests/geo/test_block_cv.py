@@ -1,0 +1,96 @@
+"""Block cross-validation of the hold-out intervals: every point is held out once, each fold is checked
+against the half-width of the *other* folds' scores, the product's calibration shares the code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genforge.errors import DataError
+from genforge.geo import SpaceGAN
+from genforge.geo.data import prepare
+from genforge.geo.evaluate import Protocol, _holdout_cv, _holdout_quarter, evaluate
+from genforge.geo.models import block_cross_scores, conformal_half_width, leave_fold_out_half_widths
+
+TINY = {"k": 4, "hidden": (16,), "max_steps": 20, "check_every": 10, "n_draws": 2, "progress": False}
+
+
+def _data(field):
+    return prepare(field, "y", ("east", "north"), ["z"], crs="projected", k=4)
+
+
+def test_leave_fold_out_half_width_never_uses_the_folds_own_scores():
+    folds = np.repeat(np.arange(4), 50)
+    scores = np.tile(np.linspace(0.01, 1.0, 50), 4)[:, None]
+    scores[folds == 0] = 10.0  # fold 0 is far harder than the others
+    half = leave_fold_out_half_widths(scores, folds, 0.9)
+    assert half.shape == (4, 1)
+    # fold 0 is judged by the other folds' scores only: its points all fall outside -> coverage 0
+    assert half[0, 0] == conformal_half_width(scores[folds != 0], 0.9)[0] < 1.0
+    assert np.mean(scores[folds == 0] <= half[0]) == 0.0
+    # had fold 0's own scores been pooled in, its half-width would reach them
+    assert conformal_half_width(scores, 0.9)[0] == 10.0
+    for f in (1, 2, 3):  # the others' half-width includes fold 0's large scores
+        assert half[f, 0] == 10.0
+
+
+def test_block_cross_scores_hold_every_point_out_once(field):
+    data = _data(field)
+    cal = block_cross_scores(data, SpaceGAN(**TINY), blocks=4, folds=4, seed=0, n=10)
+    assert cal.folds.shape == (len(field),) and sorted(np.unique(cal.folds)) == [0, 1, 2, 3]
+    for f, model in enumerate(cal.models):  # model f never saw fold f
+        train = {tuple(p) for p in model.hood_.xy}
+        assert len(model.hood_.y) == int((cal.folds != f).sum())
+        assert not any(tuple(p) in train for p in data.xy[cal.folds == f])
+    assert set(cal.scores) == {"abs", "local", "oof"}
+    assert np.all(cal.errors >= 0) and np.allclose(cal.scores["abs"], cal.errors)
+    assert np.all(np.isfinite(cal.scores["local"])) and np.all(np.isfinite(cal.scores["oof"]))
+
+
+def test_holdout_cv_checks_each_fold_with_the_other_folds_half_width(field):
+    data = _data(field)
+    p = Protocol(k=4, max_steps=20, check_every=10, n_draws=2, holdout_draws=20, baselines=["linear"])
+    cal, others, points = _holdout_cv(data, p, seed=0, progress=False)
+    assert points == len(field) and sum(cal["fold_points"]) == len(field)
+    folds = np.asarray(cal["fold_points"])
+    assert cal["coverage"] == pytest.approx(np.dot(cal["coverage_folds"], folds) / folds.sum())
+    assert cal["coverage"] == others["ours_local"]
+    assert {"ours_uncalibrated", "ours_abs", "ours_local", "ours_oof", "linear"} == set(others)
+    assert len(cal["half_width"]["local"]) == 4  # one half-width per fold
+    assert 0.0 <= cal["coverage_by_score"] <= 1.0
+    # by score (no Monte Carlo) and by draws agree closely
+    assert abs(cal["coverage_by_score"] - cal["coverage"]) < 0.1
+    # the same cross-fitting again (deterministic): fold f's half-width is the quantile of the other
+    # folds' scores, not of all scores (which a fold's own scores would have entered)
+    again = block_cross_scores(
+        data, SpaceGAN(k=4, max_steps=20, check_every=10, n_draws=2), 4, 4, 0, 20, 3000
+    )
+    lfo = leave_fold_out_half_widths(again.scores["local"], again.folds, 0.9)
+    np.testing.assert_allclose(cal["half_width"]["local"], lfo)
+    pooled = conformal_half_width(again.scores["local"], 0.9)
+    assert not np.allclose(lfo, pooled[None])
+
+
+def test_holdout_quarter_still_runs(field):
+    data = _data(field)
+    p = Protocol(k=4, max_steps=20, check_every=10, n_draws=2, holdout_draws=20, baselines=[])
+    cal, others, points = _holdout_quarter(data, p, seed=0, progress=False)
+    assert 0 < points < len(field) and set(cal["inner_folds"]) == {"abs", "local", "oof"}
+    assert all(len(v) == 4 for v in cal["inner_folds"].values())
+
+
+def test_calibrate_blocks_is_the_pooled_out_of_fold_quantile(field):
+    model = SpaceGAN(**TINY).fit(field, target="y", coords=("east", "north"), covariates=["z"])
+    cal = model.calibrate_blocks(level=0.9, score="local", n=10, seed=3)
+    assert model.interval_["score"] == "local"
+    assert model.interval_["half"] == pytest.approx(conformal_half_width(cal.scores["local"], 0.9).tolist())
+    np.testing.assert_allclose(model.reference_errors_, cal.errors)
+    with pytest.raises(DataError, match="calibrate_blocks"):
+        model.calibrate_blocks(score="wide")
+
+
+def test_bad_holdout_fails_before_training(field):
+    with pytest.raises(DataError, match="holdout 'half'"):
+        evaluate(_data(field), Protocol(holdout="half", seeds=[0]), progress=False)
+    with pytest.raises(DataError, match="fewer than 20 folds"):
+        evaluate(_data(field), Protocol(holdout_folds=20, seeds=[0]), progress=False)
