@@ -327,12 +327,19 @@ def evaluate(
         "--model",
         help="Evaluate this saved level VAE (trained on SMB) instead of training one in the run",
     ),
+    heldout_folds: int = typer.Option(
+        0,
+        "--heldout-folds",
+        help="K >= 2: also TPKL against held-out levels (K level-wise folds, a VAE trained per fold; slow)",
+    ),
+    heldout_n: int = typer.Option(200, "--heldout-n", help="Segments per model and fold for --heldout-folds"),
 ) -> None:
     """The protocol of issue 15: playability, novelty, TPKL, count control, blending, beside baselines.
 
     Examples:
       genforge games evaluate --data ../shared/data/vglc --json games.json
       genforge games evaluate --n 200 --vae-steps 1500 --json quick.json
+      genforge games evaluate --model vae_dir --heldout-folds 5 --json games.json
     """
     from genforge.games.evaluate import evaluate as run
     from genforge.games.evaluate import format_table
@@ -347,6 +354,8 @@ def evaluate(
         gan_steps=gan_steps,
         seed=seed,
         model=model,
+        heldout_folds=heldout_folds,
+        heldout_n=heldout_n,
         echo=_echo,
     )
     typer.echo(format_table(result))

@@ -17,6 +17,11 @@
    count of one element, share within +-1 of the request, over the four elements), ``blend_score`` (a VAE
    trained on SMB + Kid Icarus; for weights 0..1 the tile distribution's relative position between the two
    games, Spearman rho against the weight; 1 = moves monotonically from SMB to Kid Icarus).
+4. **held-out TPKL** (``--heldout-folds K``, off by default: K more VAEs to train): TPKL against the
+   training levels rewards copying them (the Markov chain re-emits training columns and scores about 0,
+   while real levels score 0.05-0.45 against other real levels), so per level-wise fold the VAE and the
+   chain are trained on the other levels and scored against the held-out ones, beside the training
+   levels themselves (a perfect copier): ``tpkl_heldout_2x2`` / ``_3x3``.
 
 Anchor: MarioGPT reports about 88% playable with its A* agent. Goals (issue 15): >= 95% playable under
 both checkers, TPKL below the Markov baseline's, >= 90% novel windows, control within +-1 for >= 80%.
@@ -215,6 +220,75 @@ def choose_decoding(
     return setting, table
 
 
+def level_folds(n_levels: int, k: int, seed: int = 0) -> list[list[int]]:
+    """Level-wise K-fold: ``k`` disjoint lists of held-out level indices covering ``range(n_levels)``
+    (a permutation drawn with ``seed``, cut into ``k`` near-equal parts; each part sorted)."""
+    if not 2 <= k <= n_levels:
+        raise DataError(f"heldout folds={k}: expected 2 <= folds <= the number of levels ({n_levels})")
+    perm = np.random.default_rng(seed).permutation(n_levels)
+    return [sorted(int(i) for i in part) for part in np.array_split(perm, k)]
+
+
+def fold_tpkl(
+    vae, markov, train_codes: list[np.ndarray], held_codes: list[np.ndarray], n: int, width: int, seed: int
+) -> dict[str, float]:
+    """TPKL (2x2, 3x3) of ``n`` raw segments of a fold's VAE and Markov chain against the fold's held-out
+    levels and against its own training levels, beside the training levels themselves against the
+    held-out ones (what a perfect copier of the training levels scores)."""
+    enc = vae.vocab_.encode
+    gen = {
+        "vae": [
+            enc(vae.generate(1, width=width, seed=seed * 1_000_003 + i, playable=False)[0].grid)
+            for i in range(n)
+        ],
+        "markov": [enc(lv.grid) for lv in markov.generate(n, width, seed)],
+    }
+    out: dict[str, float] = {}
+    for k in (2, 3):
+        for name, codes in gen.items():
+            out[f"{name}_heldout_{k}x{k}"] = tpkl(held_codes, codes, k)
+            out[f"{name}_train_{k}x{k}"] = tpkl(train_codes, codes, k)
+        out[f"copier_heldout_{k}x{k}"] = tpkl(held_codes, train_codes, k)
+    return out
+
+
+def heldout_tpkl(
+    levels: list[Level],
+    k: int = 5,
+    n: int = 200,
+    width: int = 150,
+    vae_steps: int = 3000,
+    setting: dict[str, Any] | None = None,
+    seed: int = 0,
+    echo=print,
+) -> dict[str, Any]:
+    """Generalisation: for each of ``k`` level-wise folds (:func:`level_folds`) a level VAE (evaluate's
+    configuration, ``vae_steps``) and the order-2 column Markov chain are trained on the other levels;
+    :func:`fold_tpkl` per fold, and the means over folds. ``setting`` (temperature, min_prob,
+    latent_noise) is the decoding chosen for the main VAE, applied unchanged to every fold's VAE."""
+    from genforge.games.baselines import MarkovColumns
+    from genforge.games.models import LevelVAE
+
+    per_fold = []
+    for f, held in enumerate(level_folds(len(levels), k, seed)):
+        train = [lv for i, lv in enumerate(levels) if i not in held]
+        echo(
+            f"held-out fold {f + 1}/{k}: training on {len(train)} levels, holding out "
+            f"{[levels[i].name for i in held]} ..."
+        )
+        vae = LevelVAE(max_steps=vae_steps, hidden=(32, 64), seed=seed).fit(train)
+        for key, value in (setting or {}).items():
+            setattr(vae, key, value)
+        markov = MarkovColumns(order=2, seed=seed).fit(train)
+        enc = vae.vocab_.encode
+        row = fold_tpkl(
+            vae, markov, [enc(lv.grid) for lv in train], [enc(levels[i].grid) for i in held], n, width, seed
+        )
+        per_fold.append({"heldout": [levels[i].name for i in held], **row})
+    means = {key: float(np.mean([r[key] for r in per_fold])) for key in per_fold[0] if key != "heldout"}
+    return {"folds": k, "segments": n, "width": width, "vae_steps": vae_steps, "per_fold": per_fold, **means}
+
+
 def evaluate(
     data: Path | None = None,
     n: int = 1000,
@@ -226,6 +300,8 @@ def evaluate(
     blend: bool = True,
     n_filtered: int = 100,
     model: Path | None = None,
+    heldout_folds: int = 0,
+    heldout_n: int = 200,
     echo=print,
 ) -> dict[str, Any]:
     """Run the whole protocol; returns the result dict (the keys the issue names, plus details).
@@ -233,7 +309,9 @@ def evaluate(
     The headline figures are the raw model's (no A* latent search at the seams); the A*-checked stitching
     (a product option, ``generate(playable=True)``) is reported apart on ``n_filtered`` segments. With
     ``model`` (a saved :class:`LevelVAE` folder, trained on the same SMB levels) that VAE is evaluated
-    instead of training one in the run (``vae_steps`` then only sizes the blend VAE)."""
+    instead of training one in the run (``vae_steps`` then only sizes the blend VAE and the fold VAEs).
+    With ``heldout_folds`` K >= 2, :func:`heldout_tpkl` adds TPKL against held-out levels (K VAEs trained:
+    about K times the VAE's training time; off by default)."""
     import torch
 
     from genforge.games.baselines import LevelGAN, MarkovColumns
@@ -289,6 +367,14 @@ def evaluate(
         "gan": level_metrics(gan.generate(n, width, seed), real_codes, enc, n_independent, "GAN"),
     }
     result["baselines"] = baselines
+    if heldout_folds:
+        echo(f"held-out TPKL: {heldout_folds} level-wise folds, {heldout_n} segments per model ...")
+        held = heldout_tpkl(smb, heldout_folds, heldout_n, width, vae_steps, setting, seed, echo)
+        result["heldout"] = held
+        for k in (2, 3):
+            result[f"tpkl_heldout_{k}x{k}"] = held[f"vae_heldout_{k}x{k}"]
+            baselines["markov"][f"tpkl_heldout_{k}x{k}"] = held[f"markov_heldout_{k}x{k}"]
+        result["copier_tpkl_heldout_2x2"] = held["copier_heldout_2x2"]
     if blend:
         ki_dir = root / "kid_icarus"
         if ki_dir.is_dir():
@@ -314,6 +400,10 @@ def evaluate(
         "novel_windows": result["novel_windows"] >= GOALS["novel_windows"],
         "control_within_1": result["control_within_1"] >= GOALS["control_within_1"],
     }
+    if heldout_folds:
+        result["goals"]["tpkl_heldout_below_markov"] = (
+            result["tpkl_heldout_2x2"] < baselines["markov"]["tpkl_heldout_2x2"]
+        )
     result["vae_steps"], result["gan_steps"] = vae.max_steps, gan_steps
     result["model"] = None if model is None else str(model)
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -338,5 +428,14 @@ def format_table(result: dict[str, Any]) -> str:
         f"negative controls pass {c['negative_controls_pass']}; column-shuffled pass A* "
         f"{c['shuffled_pass_astar']:.2f}, ballistic {c['shuffled_pass_ballistic']:.2f}"
     )
+    if "heldout" in result:
+        h = result["heldout"]
+        lines.append(
+            f"held-out TPKL 2x2 / 3x3 ({h['folds']} level-wise folds, {h['segments']} segments): VAE "
+            f"{h['vae_heldout_2x2']:.3f} / {h['vae_heldout_3x3']:.3f}, "
+            f"Markov {h['markov_heldout_2x2']:.3f} / {h['markov_heldout_3x3']:.3f}, "
+            f"training levels themselves {h['copier_heldout_2x2']:.3f} / "
+            f"{h['copier_heldout_3x3']:.3f}"
+        )
     lines.append(f"goals met: {result['goals']}")
     return "\n".join(lines)
