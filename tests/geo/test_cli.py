@@ -70,6 +70,21 @@ def test_train_then_augment_with_model(tmp_path, field, capsys):
     assert len(table) == 3 * len(field) and list(table.columns) == [*field.columns, "draw"]
 
 
+def test_train_calibrates_by_block_folds(tmp_path, field, capsys):
+    from genforge.geo import SpaceGAN
+
+    data = tmp_path / "grid.csv"
+    field.to_csv(data, index=False)
+    args = ["geo", "train", str(data), "--target", "y", "--coords", "east,north", "--max-steps", "20"]
+    assert main([*args, "--calibrate-folds", "2", "--out", str(tmp_path / "m")]) == 0
+    assert "90% interval at new points" in capsys.readouterr().out
+    loaded = SpaceGAN.load(tmp_path / "m")
+    assert loaded.interval_["score"] == "local" and loaded.interval_["half"][0] > 0
+    assert loaded.reference_errors_.shape == (len(field), 1)
+    assert main([*args, "--calibrate-folds", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
 def test_augment_fits_and_writes_csv(tmp_path, field):
     data = tmp_path / "grid.csv"
     field.to_csv(data, index=False)
