@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from genforge.models.diffusion import Diffusion, DiffusionConfig
 from genforge.models.schedulers import DDPMScheduler
-from genforge.models.unet import Attention, UNet, UNetConfig, Upsample
+from genforge.models.unet import Attention, Conv2d, UNet, UNetConfig, Upsample
 from genforge.registry import build_model, config_to_dict
 
 
@@ -77,6 +77,41 @@ def test_fused_qkv_attention_equals_the_autograd_path_and_follows_weight_updates
             torch.testing.assert_close(att(x.clone()), expected, rtol=1e-5, atol=1e-5)
             att.to_v.weight.mul_(-0.5)
             att.to_q.bias.add_(0.3)
+
+
+def test_single_image_conv_goes_to_onednn_only_when_large_and_equals_the_default_path() -> None:
+    torch.manual_seed(0)
+    conv = Conv2d(128, 128, kernel_size=3, padding=1)
+    x = torch.randn(1, 128, 8, 8)  # 9.4M multiply-adds at batch 1: ATen would take im2col + GEMM
+    expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    with torch.no_grad():
+        assert conv._use_onednn(x) == torch.backends.mkldnn.is_available()
+        torch.testing.assert_close(conv(x), expected, rtol=1e-4, atol=1e-4)
+        channels_last = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(conv(channels_last), expected, rtol=1e-4, atol=1e-4)
+        assert not conv._use_onednn(torch.randn(2, 128, 8, 8))  # batches: ATen already uses oneDNN
+        assert not conv._use_onednn(torch.randn(1, 128, 4, 4))  # small: im2col + GEMM is faster
+        assert not Conv2d(128, 128, kernel_size=1)._use_onednn(x)
+    assert not conv._use_onednn(x)  # autograd on: the default path
+    out = conv(x)
+    out.sum().backward()
+    assert conv.weight.grad is not None
+
+
+def test_time_projections_equal_each_block_projection_and_train_each_block() -> None:
+    net = UNet(UNetConfig(block_out_channels=(16, 32), attention_levels=(1,), norm_num_groups=8))
+    temb = torch.randn(3, 64)
+    blocks = net._resnets()
+    got = net.time_projections(temb)
+    assert len(got) == len(blocks) == 2 * 2 + 2 + 2 * 3
+    for r, p in zip(blocks, got, strict=True):
+        torch.testing.assert_close(p, r.time_emb_proj(temb))
+    sum(p.square().sum() for p in got).backward()
+    assert all(r.time_emb_proj.weight.grad is not None for r in blocks)
+    with torch.no_grad():  # cached stacked weights follow an in-place update
+        first = net.time_projections(temb)[0].clone()
+        blocks[0].time_emb_proj.bias.add_(1.0)
+        torch.testing.assert_close(net.time_projections(temb)[0], first + 1.0)
 
 
 def test_unet_built_under_inference_mode_samples() -> None:
