@@ -12,7 +12,9 @@ neighbours; a constant target.
 Coordinates: ``crs="auto"`` takes columns named like lon/lat (lon, lng, longitude / lat, latitude) as lon/lat
 and checks their range, anything else as planar; ``"lonlat"`` and ``"projected"`` declare it. Lon/lat
 is projected with an equirectangular projection about the mean latitude (x = lon cos(lat0), y = lat, in
-degrees), which is what neighbour searches need at city to state scale.
+degrees), which is what neighbour searches need at city to state scale. ``lat0`` is kept on the layer;
+subsets and new points must be projected with the same ``lat0`` (``prepare(..., lat0=)``), or their x
+shifts against the rest by lon x the change in cos(lat0) (on California, hundreds of km).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class SpatialData:
     source: str = "<frame>"
     polygons: Any = None  # a geopandas GeoSeries of the polygons when the layer had them
     notes: list[str] = field(default_factory=list)
+    lat0: float | None = None  # the reference latitude of the lon/lat projection (None when planar)
 
     @property
     def y(self) -> np.ndarray:
@@ -223,8 +226,12 @@ def prepare(
     declared_by_file: bool = False,
     require_target: bool = True,
     duplicates: str = "error",
+    lat0: float | None = None,
 ) -> SpatialData:
     """Validate a table as a point layer; ``covariates=None`` takes every other numeric column.
+
+    ``lat0``: the reference latitude of the lon/lat projection (default: this table's mean latitude); give
+    the layer's own when preparing a subset of it or new points for a model fitted on it.
 
     ``duplicates="keep"`` accepts shared locations (California's block groups share 8,050 of 20,640
     rounded centroids); the default refuses them, since a point's neighbours are then ambiguous.
@@ -270,7 +277,10 @@ def prepare(
 
     xy = np.column_stack([x, y])
     if crs == "lonlat":
-        xy = np.column_stack([x * np.cos(np.deg2rad(y.mean())), y])
+        lat0 = float(y.mean()) if lat0 is None else float(lat0)
+        xy = np.column_stack([x * np.cos(np.deg2rad(lat0)), y])
+    else:
+        lat0 = None
     if duplicates == "error":
         _check_duplicates(xy, frame, cx, cy, source)
     if len(frame) <= k:
@@ -280,7 +290,7 @@ def prepare(
     clean = frame.copy()
     for name in (cx, cy, *targets, *covs):
         clean[name] = pd.to_numeric(clean[name])
-    return SpatialData(clean, xy, targets, covs, (cx, cy), crs, source, polygons)
+    return SpatialData(clean, xy, targets, covs, (cx, cy), crs, source, polygons, lat0=lat0)
 
 
 def _coordinate_kind(

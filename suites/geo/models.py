@@ -265,7 +265,7 @@ class SpaceGAN(SuiteEstimator):
             list(data.covariates),
             list(data.coords),
         )
-        self.crs_ = data.crs
+        self.crs_, self.lat0_ = data.crs, data.lat0
         self.columns_ = [str(c) for c in data.frame.columns]
         self.frame_ = data.frame.copy()
         self.hood_ = Neighbourhood(data.xy, data.x, data.y, self.k, self.use_neighbours, self.use_coords)
@@ -499,6 +499,7 @@ class SpaceGAN(SuiteEstimator):
             k=self.k,
             source="<training points>",
             duplicates="keep",
+            lat0=getattr(self, "lat0_", None),
         )
         cal = block_cross_scores(data, self, blocks, folds, seed, n, draw_seed, max_steps)
         self.set_reference_errors(cal.errors)
@@ -548,7 +549,8 @@ class SpaceGAN(SuiteEstimator):
         return (centre + np.where(raw < centre, below, above) * (raw - centre))[:n_per_point]
 
     def _points(self, frame: pd.DataFrame, require_target: bool) -> SpatialData:
-        """New points in the fitted model's columns and CRS (all rows kept)."""
+        """New points in the fitted model's columns and CRS, lon/lat projected about the training points'
+        reference latitude (all rows kept)."""
         return prepare(
             frame,
             self.target_ if require_target else None,
@@ -559,6 +561,7 @@ class SpaceGAN(SuiteEstimator):
             source="<frame>",
             require_target=require_target,
             duplicates="keep",
+            lat0=getattr(self, "lat0_", None),
         )
 
     def sample(
@@ -583,6 +586,7 @@ class SpaceGAN(SuiteEstimator):
             "covariates": self.covariates_,
             "coords": self.coords_,
             "crs": self.crs_,
+            "lat0": getattr(self, "lat0_", None),
             "columns": self.columns_,
             "spread": self.spread_,
             "interval": self.interval_,
@@ -623,7 +627,9 @@ class SpaceGAN(SuiteEstimator):
             k=0,
             source=str(directory),
             duplicates="keep",
+            lat0=state.get("lat0"),  # older saves: None, the training frame's mean latitude, as at fit
         )
+        self.lat0_ = data.lat0
         self.hood_ = Neighbourhood(data.xy, data.x, data.y, self.k, self.use_neighbours, self.use_coords)
         self.W_ = sparse_weights(weights(data.xy, f"knn:{self.k}"))
         self.reference_errors_ = (
@@ -735,6 +741,7 @@ def subset_points(data: SpatialData, mask: np.ndarray, k: int) -> SpatialData:
         k=k,
         source=data.source,
         duplicates="keep",
+        lat0=data.lat0,
     )
 
 

@@ -94,3 +94,27 @@ def test_bad_holdout_fails_before_training(field):
         evaluate(_data(field), Protocol(holdout="half", seeds=[0]), progress=False)
     with pytest.raises(DataError, match="fewer than 20 folds"):
         evaluate(_data(field), Protocol(holdout_folds=20, seeds=[0]), progress=False)
+
+
+def test_new_points_and_subsets_keep_the_training_projection(field, tmp_path):
+    from genforge.geo.models import subset_points
+
+    # the grid as lon/lat over 32-39 N: a subset's own mean latitude would move its x by tens of km
+    lonlat = field.assign(lon=-120.0 + field["east"] / 140.0, lat=32.0 + field["north"] / 20.0)
+    lonlat = lonlat.drop(columns=["east", "north"])
+    data = prepare(lonlat, "y", ("lon", "lat"), ["z"], crs="lonlat", k=4)
+    assert data.lat0 == pytest.approx(lonlat["lat"].mean())
+    south = (lonlat["lat"] < 34.0).to_numpy()
+    part = subset_points(data, south, 4)
+    assert part.lat0 == data.lat0
+    np.testing.assert_allclose(part.xy, data.xy[south])
+    model = SpaceGAN(**TINY).fit(part)
+    north = lonlat[~south].reset_index(drop=True)
+    np.testing.assert_allclose(model._points(north, require_target=False).xy, data.xy[~south])
+    model.save(tmp_path / "m")
+    loaded = SpaceGAN.load(tmp_path / "m")
+    assert loaded.lat0_ == data.lat0
+    np.testing.assert_allclose(loaded._points(north, require_target=False).xy, data.xy[~south])
+    # without the shared reference latitude the same points land elsewhere (what the fix prevents)
+    alone = prepare(north, "y", ("lon", "lat"), ["z"], crs="lonlat", k=4)
+    assert np.abs(alone.xy[:, 0] - data.xy[~south][:, 0]).max() > 0.5
