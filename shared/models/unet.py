@@ -47,6 +47,27 @@ class UNetConfig:
     cond_dim: int = 0  # vector conditioning [B, cond_dim]
 
 
+_ONEDNN = torch.backends.mkldnn.is_available()
+
+
+@torch.library.custom_op("genforge::conv2d_onednn", mutates_args=())
+def conv2d_onednn(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: list[int], stride: list[int]
+) -> torch.Tensor:
+    """oneDNN's direct convolution (no dilation, one group), NCHW in and out. A custom op so that a
+    compiled UNet keeps it as one opaque call (``torch.mkldnn_convolution`` has no fake-tensor kernel)."""
+    return torch.mkldnn_convolution(x.contiguous(), weight, bias, padding, stride, [1, 1], 1).contiguous()
+
+
+@conv2d_onednn.register_fake
+def _(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: list[int], stride: list[int]
+) -> torch.Tensor:
+    h = (x.shape[2] + 2 * padding[0] - weight.shape[2]) // stride[0] + 1
+    w = (x.shape[3] + 2 * padding[1] - weight.shape[3]) // stride[1] + 1
+    return x.new_empty(x.shape[0], weight.shape[0], h, w)
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` that sends large single-image 3x3 convolutions to oneDNN when no graph is recorded.
 
@@ -54,7 +75,7 @@ class Conv2d(nn.Conv2d):
     16-28% slower on x86 than oneDNN's direct convolution for 3x3 kernels of >= 8M multiply-adds (e.g.
     128 channels at 8x8, 64 -> 128 at 16x16), and slower for smaller ones or 1x1 kernels (measured with
     torch 2.11; docs/results/core.md). Results equal the default path to float rounding; autograd, other
-    dtypes, devices and compiled graphs keep the default path.
+    dtypes and devices keep the default path; a compiled graph calls :func:`conv2d_onednn`.
     """
 
     MIN_MACS = 8_000_000
@@ -68,29 +89,25 @@ class Conv2d(nn.Conv2d):
             and self.padding_mode == "zeros"
             and isinstance(self.padding, tuple)
         )
-        self._onednn_sizes: dict[tuple[int, int], bool] = {}  # input (H, W) -> large enough
 
     def _use_onednn(self, x: torch.Tensor) -> bool:
         if not (self._onednn_shape and x.shape[0] == 1 and x.dim() == 4 and x.is_cpu):
             return False
-        if x.dtype != torch.float32 or torch.is_grad_enabled() or torch.compiler.is_compiling():
+        if x.dtype != torch.float32 or torch.is_grad_enabled():
             return False
-        if not torch.backends.mkldnn.enabled or not torch.backends.mkldnn.is_available():
+        if not _ONEDNN or not (torch.compiler.is_compiling() or torch.backends.mkldnn.enabled):
             return False
-        if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-            return False
-        size = (x.shape[2], x.shape[3])
-        big = self._onednn_sizes.get(size)
-        if big is None:
-            h = (size[0] + 2 * self.padding[0] - 3) // self.stride[0] + 1
-            w = (size[1] + 2 * self.padding[1] - 3) // self.stride[1] + 1
-            big = self._onednn_sizes[size] = h * w * self.out_channels * self.in_channels * 9 >= self.MIN_MACS
-        return big
+        h = (x.shape[2] + 2 * self.padding[0] - 3) // self.stride[0] + 1
+        w = (x.shape[3] + 2 * self.padding[1] - 3) // self.stride[1] + 1
+        return h * w * self.out_channels * self.in_channels * 9 >= self.MIN_MACS
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self._use_onednn(x):
-            pad, stride = self.padding, self.stride
-            return torch.mkldnn_convolution(x, weight, bias, pad, stride, self.dilation, self.groups)
+            pad, stride = list(self.padding), list(self.stride)
+            if torch.compiler.is_compiling():
+                return conv2d_onednn(x, weight, bias, pad, stride)
+            if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
+                return torch.mkldnn_convolution(x, weight, bias, pad, stride, [1, 1], 1)
         return super()._conv_forward(x, weight, bias)
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from genforge.models.diffusion import Diffusion, DiffusionConfig
 from genforge.models.schedulers import DDPMScheduler
-from genforge.models.unet import Attention, Conv2d, UNet, UNetConfig, Upsample
+from genforge.models.unet import Attention, Conv2d, UNet, UNetConfig, Upsample, conv2d_onednn
 from genforge.registry import build_model, config_to_dict
 
 
@@ -96,6 +96,32 @@ def test_single_image_conv_goes_to_onednn_only_when_large_and_equals_the_default
     out = conv(x)
     out.sum().backward()
     assert conv.weight.grad is not None
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_onednn_conv_op_has_a_correct_fake_kernel_for_compiled_graphs() -> None:
+    """The custom op a compiled UNet calls: torch.library's checks (fake kernel shapes, schema) and a
+    traced graph (dynamo + fake tensors, no code generation) that gives the eager result."""
+    torch.manual_seed(0)
+    for stride in (1, 2):
+        x, w, b = torch.randn(1, 8, 7, 6), torch.randn(16, 8, 3, 3), torch.randn(16)
+        torch.library.opcheck(conv2d_onednn, (x, w, b, [1, 1], [stride, stride]))
+        expected = F.conv2d(x, w, b, stride=stride, padding=1)
+        got = conv2d_onednn(x, w, b, [1, 1], [stride, stride])
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    conv = Conv2d(128, 128, kernel_size=3, padding=1)
+    x = torch.randn(1, 128, 8, 8)
+    targets: list[str] = []
+
+    def record(gm, example_inputs):  # a torch.compile backend that only looks at the graph
+        targets.extend(str(node.target) for node in gm.graph.nodes)
+        return gm.forward
+
+    with torch.no_grad():
+        traced = torch.compile(conv, backend=record, fullgraph=True)
+        expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
+        torch.testing.assert_close(traced(x), expected, rtol=1e-4, atol=1e-4)
+    assert any("conv2d_onednn" in t for t in targets), targets
 
 
 def test_time_projections_equal_each_block_projection_and_train_each_block() -> None:
