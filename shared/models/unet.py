@@ -71,14 +71,16 @@ def _(
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` that sends large single-image 3x3 convolutions to oneDNN when no graph is recorded.
 
-    Why: for a batch of one with fewer than ~20k input values ATen picks its im2col + GEMM path, which is
+    Why: for a batch of one with at most 20,480 input values ATen picks its im2col + GEMM path, which is
     16-28% slower on x86 than oneDNN's direct convolution for 3x3 kernels of >= 8M multiply-adds (e.g.
     128 channels at 8x8, 64 -> 128 at 16x16), and slower for smaller ones or 1x1 kernels (measured with
-    torch 2.11; docs/results/core.md). Results equal the default path to float rounding; autograd, other
-    dtypes and devices keep the default path; a compiled graph calls :func:`conv2d_onednn`.
+    torch 2.11; docs/results/core.md). Only those are rerouted (larger inputs already reach oneDNN through
+    ATen). Results equal the default path to float rounding; autograd, other dtypes and devices keep the
+    default path; a compiled graph calls :func:`conv2d_onednn`.
     """
 
     MIN_MACS = 8_000_000
+    ATEN_ONEDNN_ABOVE = 20480  # input values of one image above which ATen already picks oneDNN (torch 2.x)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,6 +98,8 @@ class Conv2d(nn.Conv2d):
         if x.dtype != torch.float32 or torch.is_grad_enabled():
             return False
         if not _ONEDNN or not (torch.compiler.is_compiling() or torch.backends.mkldnn.enabled):
+            return False
+        if x.shape[1] * x.shape[2] * x.shape[3] > self.ATEN_ONEDNN_ABOVE:  # ATen sends it to oneDNN itself
             return False
         h = (x.shape[2] + 2 * self.padding[0] - 3) // self.stride[0] + 1
         w = (x.shape[3] + 2 * self.padding[1] - 3) // self.stride[1] + 1
