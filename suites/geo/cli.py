@@ -96,6 +96,12 @@ def train(
         help="Give draws at new points a calibrated 90% interval: this many more fits on block folds of "
         "the data, pooled out-of-fold scores (as genforge geo evaluate); 0 = off",
     ),
+    block_layout: str = typer.Option(
+        "kmeans",
+        "--block-layout",
+        help="Blocks of --calibrate-folds: kmeans (16 clusters of the coordinates, folds balanced by "
+        "points) or grid (4 x 4 cells, dealt round-robin)",
+    ),
 ) -> None:
     """Fit SpaceGAN and save it (resumable: a rerun with the same --out continues the training).
 
@@ -106,11 +112,13 @@ def train(
     _threads()
     if calibrate_folds == 1 or calibrate_folds < 0:
         raise DataError(f"--calibrate-folds {calibrate_folds}: expected 0 (off) or at least 2")
+    if block_layout not in ("kmeans", "grid"):
+        raise DataError(f"--block-layout {block_layout!r}: expected kmeans or grid")
     data = _read(file, target, coords, covariates, crs, k)
     model = SpaceGAN(k=k, max_steps=max_steps, select=select, seed=seed)
     model.fit(data, out_dir=Path(out) / "training")
     if calibrate_folds:
-        model.calibrate_blocks(folds=calibrate_folds, seed=seed)
+        model.calibrate_blocks(folds=calibrate_folds, seed=seed, layout=block_layout)
     model.save(out)
     best = model.best_scores_[select]
     typer.echo(
@@ -252,6 +260,12 @@ def evaluate(
         "or quarter (one quarter of the blocks held out, the first sessions' protocol)",
     ),
     holdout_folds: int = typer.Option(4, "--holdout-folds", help="Folds of the cv hold-out"),
+    block_layout: str = typer.Option(
+        "kmeans",
+        "--block-layout",
+        help="Blocks of the cv folds and of the quarter protocol's calibration: kmeans (clusters of the "
+        "coordinates, folds balanced by points) or grid (cells of the 4 x 4 grid, the fourth session's)",
+    ),
     extra_weights: str = typer.Option(
         "",
         "--extra-weights",
@@ -295,6 +309,7 @@ def evaluate(
         holdout_steps=holdout_steps,
         holdout=holdout,
         holdout_folds=holdout_folds,
+        block_layout=block_layout,
         extra_weights=[w.strip() for w in extra_weights.split(",") if w.strip()],
     )
     result = run(layer, protocol, json_path=json_out, echo=_echo)

@@ -16,10 +16,12 @@ Per seed, on one point layer:
 3. **Single draws**: the energy distance between draws and real values in each point's neighbourhood
    (ours, linear, kriging), the global Moran's I of each in-sample draw against the real one (mean and largest
    absolute error), and the coverage of the 5-95% interval of draws out of sample, by **spatial block
-   cross-validation** (``holdout="cv"``, default): the cells of a ``blocks`` x ``blocks`` grid over the map
-   are dealt into ``holdout_folds`` folds, each fold is predicted by a model fitted on the others (held-out
-   points conditioned on that model's training points only) with the half-width calibrated on the other
-   folds' out-of-fold scores (cross-conformal / CV+); every point is held out once. ``holdout="quarter"``
+   cross-validation** (``holdout="cv"``, default): the map's blocks (``block_layout``: ``blocks``**2
+   k-means clusters of the coordinates, dealt to balance points, default; or the occupied cells of a
+   ``blocks`` x ``blocks`` grid, dealt round-robin) are dealt into ``holdout_folds`` folds, each fold is
+   predicted by a model fitted on the others (held-out points conditioned on that model's training points
+   only) with the half-width calibrated on the other folds' out-of-fold scores (cross-conformal / CV+);
+   every point is held out once. ``holdout="quarter"``
    keeps the first sessions' protocol (one quarter of the cells held out, calibration on inner folds of the
    rest). The ``interval_score`` is "local" (|error| / sd of the k nearest training targets; chosen on
    training regions, see docs/results/geo.md); "abs", "oof" and the uncalibrated draws are reported beside.
@@ -42,6 +44,7 @@ import torch
 from genforge.errors import DataError
 from genforge.geo.data import SpatialData
 from genforge.geo.models import (
+    BLOCK_LAYOUTS,
     INTERVAL_SCORES,
     Neighbourhood,
     SpaceGAN,
@@ -78,6 +81,7 @@ class Protocol:
     inner_folds: int = 4  # the quarter hold-out's calibration folds (inside the training region)
     holdout: str = "cv"  # "cv": block cross-validation over the whole map; "quarter": the old hold-out
     holdout_folds: int = 4  # folds of the "cv" protocol
+    block_layout: str = "kmeans"  # blocks of the cv folds and of calibrate_blocks: "kmeans" or "grid"
     holdout_steps: int | None = None  # steps of the hold-out models (inner folds and outer); None = max_steps
     interval_score: str = "local"
     extra_weights: list[str] = field(default_factory=list)  # e.g. ["band:paper"]: MIE also under these
@@ -391,8 +395,8 @@ def _holdout_cv(
 ) -> tuple[dict[str, Any], dict[str, float], int]:
     """Spatial block cross-validation with cross-conformal intervals (CV+ arrangement).
 
-    The occupied cells of the ``blocks`` x ``blocks`` grid over the whole map are dealt into
-    ``p.holdout_folds`` folds; model f is fitted on the other folds and scores fold f's points
+    The blocks of the whole map (``p.block_layout``, :func:`~genforge.geo.models.block_folds`) are dealt
+    into ``p.holdout_folds`` folds; model f is fitted on the other folds and scores fold f's points
     (:func:`block_cross_scores`, the same code as :meth:`SpaceGAN.calibrate_blocks`). Fold f's half-width is
     the conformal quantile of the *other* folds' scores (:func:`leave_fold_out_half_widths`), set on model
     f, and fold f's coverage is read from model f's draws at fold f's points. So neither the model nor the
@@ -402,7 +406,14 @@ def _holdout_cv(
     and kriging are fitted on the same folds."""
     template = _gan("ours", p, seed, progress, p.holdout_steps)
     cal = block_cross_scores(
-        data, template, p.blocks, p.holdout_folds, seed, n=p.holdout_draws, draw_seed=seed + 3000
+        data,
+        template,
+        p.blocks,
+        p.holdout_folds,
+        seed,
+        n=p.holdout_draws,
+        draw_seed=seed + 3000,
+        layout=p.block_layout,
     )
     half = {s: leave_fold_out_half_widths(v, cal.folds, 0.9) for s, v in cal.scores.items()}
     names = ["ours_uncalibrated", *(f"ours_{s}" for s in INTERVAL_SCORES)]
@@ -461,7 +472,14 @@ def _holdout_quarter(
     y_test = data.y[held]
     ours = _gan("ours", p, seed, progress, p.holdout_steps).fit(train)
     cal = ours.calibrate_blocks(
-        0.9, p.interval_score, p.blocks, p.inner_folds, p.holdout_draws, seed=seed + 1, draw_seed=seed + 3000
+        0.9,
+        p.interval_score,
+        p.blocks,
+        p.inner_folds,
+        p.holdout_draws,
+        seed=seed + 1,
+        draw_seed=seed + 3000,
+        layout=p.block_layout,
     )
     half = {s: conformal_half_width(v, 0.9) for s, v in cal.scores.items()}
     # leave-one-fold-out coverage inside the training region: each fold checked against the half-width
@@ -511,8 +529,10 @@ def evaluate(
         _extra_weights(data, spec)
     if p.holdout not in HOLDOUTS:
         raise DataError(f"--holdout {p.holdout!r}: expected one of {', '.join(HOLDOUTS)}")
-    if p.holdout == "cv":  # fewer occupied cells than folds fails here too
-        block_folds(data.xy, p.blocks, p.holdout_folds, 0)
+    if p.block_layout not in BLOCK_LAYOUTS:
+        raise DataError(f"--block-layout {p.block_layout!r}: expected one of {', '.join(BLOCK_LAYOUTS)}")
+    if p.holdout == "cv":  # fewer occupied blocks than folds fails here too
+        block_folds(data.xy, p.blocks, p.holdout_folds, 0, p.block_layout)
     settings = {
         "data": data.source,
         "target": data.target,

@@ -479,9 +479,11 @@ class SpaceGAN(SuiteEstimator):
         seed: int = 0,
         draw_seed: int | None = None,
         max_steps: int | None = None,
+        layout: str = "kmeans",
     ) -> BlockScores:
         """Calibrate the interval at new points with no data set aside: ``folds`` models with this model's
-        parameters are fitted on block folds of its own training points (:func:`block_cross_scores`); the
+        parameters are fitted on block folds (``layout``: :func:`block_ids`) of its own training points
+        (:func:`block_cross_scores`); the
         pooled out-of-fold scores give the conformal half-width (:func:`conformal_half_width`) that this
         model, fitted on all the points, then uses (:meth:`set_interval`); the out-of-fold errors become the
         reference errors of the "oof" score. Costs ``folds`` more fits (of ``max_steps``, default this
@@ -501,7 +503,7 @@ class SpaceGAN(SuiteEstimator):
             duplicates="keep",
             lat0=getattr(self, "lat0_", None),
         )
-        cal = block_cross_scores(data, self, blocks, folds, seed, n, draw_seed, max_steps)
+        cal = block_cross_scores(data, self, blocks, folds, seed, n, draw_seed, max_steps, layout)
         self.set_reference_errors(cal.errors)
         self.set_interval(conformal_half_width(cal.scores[score], level), level, score)
         return cal
@@ -694,18 +696,48 @@ def conformal_half_width(scores: np.ndarray, level: float = 0.9) -> np.ndarray:
     return np.sort(scores, axis=0)[rank - 1]
 
 
-def block_folds(xy: np.ndarray, blocks: int, folds: int, seed: int) -> np.ndarray:
-    """Fold id (0..folds-1) of every point: the occupied cells of a blocks x blocks grid over the points'
-    bounding box, shuffled and dealt round-robin to the folds, so that every fold is made of whole cells
-    (spatial block cross-validation, Roberts et al. 2017)."""
+BLOCK_LAYOUTS = ("kmeans", "grid")
+
+
+def block_ids(xy: np.ndarray, blocks: int, layout: str = "kmeans", seed: int = 0) -> np.ndarray:
+    """Block id of every point. ``"grid"``: the cell of a ``blocks`` x ``blocks`` grid over the points'
+    bounding box. ``"kmeans"``: the cluster of scikit-learn ``KMeans(blocks**2, n_init=4,
+    random_state=seed)`` on the (projected) coordinates, i.e. blocks that adapt to the points' density
+    (sperrorest's ``partition_kmeans``, Brenning 2012; blockCV's cluster blocks), so no single block holds
+    half of a clustered layer as a grid cell can (California's 4 x 4 grid: one cell, 51% of the points)."""
     xy = np.asarray(xy, float)
-    lo, hi = xy.min(0), xy.max(0)
-    cell = np.minimum(((xy - lo) / np.where(hi > lo, hi - lo, 1.0) * blocks).astype(int), blocks - 1)
-    ids = cell[:, 0] * blocks + cell[:, 1]
+    if layout == "grid":
+        lo, hi = xy.min(0), xy.max(0)
+        cell = np.minimum(((xy - lo) / np.where(hi > lo, hi - lo, 1.0) * blocks).astype(int), blocks - 1)
+        return cell[:, 0] * blocks + cell[:, 1]
+    if layout != "kmeans":
+        raise DataError(f"block layout {layout!r}: expected one of {', '.join(BLOCK_LAYOUTS)}")
+    from sklearn.cluster import KMeans
+
+    clusters = min(blocks**2, len(np.unique(xy, axis=0)))
+    return KMeans(n_clusters=clusters, n_init=4, random_state=seed).fit(xy).labels_.astype(int)
+
+
+def block_folds(xy: np.ndarray, blocks: int, folds: int, seed: int, layout: str = "kmeans") -> np.ndarray:
+    """Fold id (0..folds-1) of every point; every fold is made of whole blocks (:func:`block_ids`; spatial
+    block cross-validation, Roberts et al. 2017). ``"grid"`` (the fourth session's folds, kept exactly):
+    the occupied cells are shuffled with ``seed`` and dealt round-robin. ``"kmeans"``: the clusters are
+    shuffled with ``seed``, sorted by size (largest first, stable) and each given to the fold with the
+    fewest points so far, so the folds hold about equal numbers of points."""
+    ids = block_ids(xy, blocks, layout, seed)
     occupied = np.random.default_rng(seed).permutation(np.unique(ids))
     if len(occupied) < folds:
-        raise DataError(f"block folds: {len(occupied)} occupied cells, fewer than {folds} folds")
-    fold_of = {c: i % folds for i, c in enumerate(occupied)}
+        raise DataError(f"block folds: {len(occupied)} occupied blocks, fewer than {folds} folds")
+    if layout == "grid":
+        fold_of = {c: i % folds for i, c in enumerate(occupied)}
+        return np.array([fold_of[c] for c in ids])
+    sizes = np.array([(ids == c).sum() for c in occupied])
+    load = np.zeros(folds, int)
+    fold_of = {}
+    for i in np.argsort(-sizes, kind="stable"):
+        f = int(np.argmin(load))
+        fold_of[occupied[i]] = f
+        load[f] += sizes[i]
     return np.array([fold_of[c] for c in ids])
 
 
@@ -754,14 +786,15 @@ def block_cross_scores(
     n: int = 100,
     draw_seed: int | None = None,
     max_steps: int | None = None,
+    layout: str = "kmeans",
 ) -> BlockScores:
     """Block cross-fitting, the one code path behind :meth:`SpaceGAN.calibrate_blocks` and the hold-out
-    coverage of ``genforge geo evaluate``: the points' cells (``blocks`` x ``blocks``) are dealt into
-    ``folds`` folds (:func:`block_folds`, ``seed``); per fold a model with ``template``'s parameters
+    coverage of ``genforge geo evaluate``: the points' blocks (``layout``, ``blocks``**2 of them) are dealt
+    into ``folds`` folds (:func:`block_folds`, ``seed``); per fold a model with ``template``'s parameters
     (``max_steps`` if given; no progress bar) is fitted on the other folds and scores the fold's points
     (:meth:`SpaceGAN.interval_scores`, mean of ``n`` draws, ``draw_seed``). Every point is scored once, by a
     model that did not see its block. The "oof" score of fold f scales by the other folds' errors."""
-    fold_of = block_folds(data.xy, blocks, folds, seed)
+    fold_of = block_folds(data.xy, blocks, folds, seed, layout)
     params = {**template.get_params(), "progress": False}
     if max_steps is not None:
         params["max_steps"] = max_steps

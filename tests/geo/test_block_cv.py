@@ -10,7 +10,13 @@ from genforge.errors import DataError
 from genforge.geo import SpaceGAN
 from genforge.geo.data import prepare
 from genforge.geo.evaluate import Protocol, _holdout_cv, _holdout_quarter, evaluate
-from genforge.geo.models import block_cross_scores, conformal_half_width, leave_fold_out_half_widths
+from genforge.geo.models import (
+    block_cross_scores,
+    block_folds,
+    block_ids,
+    conformal_half_width,
+    leave_fold_out_half_widths,
+)
 
 TINY = {"k": 4, "hidden": (16,), "max_steps": 20, "check_every": 10, "n_draws": 2, "progress": False}
 
@@ -118,3 +124,60 @@ def test_new_points_and_subsets_keep_the_training_projection(field, tmp_path):
     # without the shared reference latitude the same points land elsewhere (what the fix prevents)
     alone = prepare(north, "y", ("lon", "lat"), ["z"], crs="lonlat", k=4)
     assert np.abs(alone.xy[:, 0] - data.xy[~south][:, 0]).max() > 0.5
+
+
+# ------------------------------------------------------------------ block layouts (grid / kmeans)
+def _skewed(seed: int = 0) -> np.ndarray:
+    """A clustered layer: 60% of 1,000 points in a small corner of the map (as southern California)."""
+    rng = np.random.default_rng(seed)
+    dense = rng.uniform(0.0, 0.2, size=(600, 2))
+    sparse = rng.uniform(0.0, 1.0, size=(400, 2))
+    return np.concatenate([dense, sparse])
+
+
+def _old_grid_folds(xy: np.ndarray, blocks: int, folds: int, seed: int) -> np.ndarray:
+    """The fourth session's block_folds, copied verbatim (the grid layout must give the same folds)."""
+    lo, hi = xy.min(0), xy.max(0)
+    cell = np.minimum(((xy - lo) / np.where(hi > lo, hi - lo, 1.0) * blocks).astype(int), blocks - 1)
+    ids = cell[:, 0] * blocks + cell[:, 1]
+    occupied = np.random.default_rng(seed).permutation(np.unique(ids))
+    fold_of = {c: i % folds for i, c in enumerate(occupied)}
+    return np.array([fold_of[c] for c in ids])
+
+
+def test_grid_layout_gives_the_old_folds(field):
+    for xy in (field[["east", "north"]].to_numpy(float), _skewed()):
+        for seed in range(4):
+            np.testing.assert_array_equal(
+                block_folds(xy, 4, 4, seed, "grid"), _old_grid_folds(xy, 4, 4, seed)
+            )
+
+
+def test_kmeans_layout_whole_blocks_balanced_folds_deterministic():
+    xy = _skewed()
+    ids = block_ids(xy, 4, "kmeans", seed=1)
+    assert len(np.unique(ids)) == 16
+    for seed in range(3):
+        folds = block_folds(xy, 4, 4, seed, "kmeans")
+        blocks = block_ids(xy, 4, "kmeans", seed)
+        for b in np.unique(blocks):  # every cluster lies in exactly one fold
+            assert len(np.unique(folds[blocks == b])) == 1
+        kmeans_counts = np.bincount(folds, minlength=4)
+        grid_counts = np.bincount(block_folds(xy, 4, 4, seed, "grid"), minlength=4)
+        assert kmeans_counts.min() > 0 and kmeans_counts.max() / kmeans_counts.min() < 1.3
+        assert grid_counts.max() / max(grid_counts.min(), 1) > 3  # the grid's fold with the dense cell
+        np.testing.assert_array_equal(folds, block_folds(xy, 4, 4, seed, "kmeans"))  # same seed, same folds
+    assert not np.array_equal(block_folds(xy, 4, 4, 0, "kmeans"), block_folds(xy, 4, 4, 1, "kmeans"))
+    with pytest.raises(DataError, match="block layout 'hex'"):
+        block_folds(xy, 4, 4, 0, "hex")
+
+
+def test_layout_reaches_calibration_and_protocol(field):
+    data = _data(field)
+    assert Protocol().block_layout == "kmeans"
+    with pytest.raises(DataError, match="--block-layout 'hex'"):
+        evaluate(data, Protocol(block_layout="hex", seeds=[0]), progress=False)
+    model = SpaceGAN(**{**TINY, "max_steps": 10}).fit(data)
+    for layout in ("grid", "kmeans"):
+        cal = model.calibrate_blocks(n=5, seed=2, layout=layout)
+        np.testing.assert_array_equal(cal.folds, block_folds(data.xy, 4, 4, 2, layout))

@@ -142,7 +142,7 @@ def test_block_holdout_takes_whole_blocks(field):
 
 def test_block_folds_partition_whole_cells(field):
     xy = field[["east", "north"]].to_numpy(float)
-    folds = block_folds(xy, 4, 4, seed=0)
+    folds = block_folds(xy, 4, 4, seed=0, layout="grid")
     cell = np.minimum((xy / 140.0 * 4).astype(int), 3)
     ids = cell[:, 0] * 4 + cell[:, 1]
     assert sorted(np.unique(folds)) == [0, 1, 2, 3]
