@@ -215,14 +215,11 @@ class Diffusion(nn.Module):
         size (inductor fuses GroupNorm + SiLU, the time-embedding and residual adds around oneDNN's
         convolutions). Inductor's layout optimisation (convolutions in channels-last) is off for this
         graph (oneDNN's NCHW convolutions were the faster ones here; docs/results/core.md, DDIM
-        round 2). Inductor's C++ wrapper calls the kernels without Python in between (with the
-        batch-1 oneDNN convolutions of ``unet.Conv2d`` it made a compiled forward ~4% faster than
-        eager; DDIM round 4). Weights stay graph inputs, so training the UNet afterwards needs no
-        recompile. Kept outside the module tree (not in ``state_dict``)."""
+        round 2). Weights stay graph inputs, so training the UNet afterwards needs no recompile.
+        Kept outside the module tree (not in ``state_dict``)."""
         net = self.__dict__.get("_compiled_unet")
         if net is None:
-            options = {"layout_optimization": False, "cpp_wrapper": True}
-            net = torch.compile(self.unet, dynamic=False, options=options)
+            net = torch.compile(self.unet, dynamic=False, options={"layout_optimization": False})
             self.__dict__["_compiled_unet"] = net
         return net
 
