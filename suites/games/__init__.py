@@ -11,6 +11,7 @@ Public API (imported lazily, so ``import genforge.games`` and the ``genforge`` C
 
 Layout: ``data`` (formats), ``render`` (PNG), ``playability`` (A* agent, ballistic checker), ``rules``
 (rule-based levels for the demo), ``metrics`` (counts, TPKL, novelty), ``models`` (LevelVAE),
+``level_gpt`` (LevelGPT: the core GPT over column-serialised levels, as MarioGPT),
 ``baselines`` (column Markov chain, level GAN), ``evaluate`` (protocol), ``sprites`` (class-conditional
 sprite diffusion with classifier-free guidance, and a sprite VAE, on Kenney's sprites), ``sprite_eval``
 (FD in a trained feature space, class accuracy, copies),
@@ -28,8 +29,8 @@ SUITE = Suite(
     summary="playable game levels from a level VAE: generate, blend two games, constrain, export to Tiled",
     cli="genforge.games.cli:app",
     demo="genforge.games.cli:run_demo",
-    estimators=("genforge.games.models:LevelVAE", "genforge.games.sprites:SpriteVAE",
-                "genforge.games.sprites:SpriteDiffusion"),
+    estimators=("genforge.games.models:LevelVAE", "genforge.games.level_gpt:LevelGPT",
+                "genforge.games.sprites:SpriteVAE", "genforge.games.sprites:SpriteDiffusion"),
     page="genforge.dashboards.views.games",
     icon=":material/sports_esports:",
 )
@@ -56,6 +57,7 @@ _LAZY = {
     "tpkl": "genforge.games.metrics",
     "COUNT_NAMES": "genforge.games.metrics",
     "LevelVAE": "genforge.games.models",
+    "LevelGPT": "genforge.games.level_gpt",
     "MarkovColumns": "genforge.games.baselines",
     "LevelGAN": "genforge.games.baselines",
     "run_evaluation": "genforge.games.evaluate:evaluate",

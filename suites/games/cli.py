@@ -333,6 +333,12 @@ def evaluate(
         help="K >= 2: also TPKL against held-out levels (K level-wise folds, a VAE trained per fold; slow)",
     ),
     heldout_n: int = typer.Option(200, "--heldout-n", help="Segments per model and fold for --heldout-folds"),
+    gpt_steps: int = typer.Option(
+        800, "--gpt-steps", help="Training steps of the compared level GPT (0: leave it out)"
+    ),
+    gpt_model: Path = typer.Option(
+        None, "--gpt-model", help="Evaluate this saved level GPT (trained on SMB) instead of training one"
+    ),
 ) -> None:
     """The protocol of issue 15: playability, novelty, TPKL, count control, blending, beside baselines.
 
@@ -340,6 +346,7 @@ def evaluate(
       genforge games evaluate --data ../shared/data/vglc --json games.json
       genforge games evaluate --n 200 --vae-steps 1500 --json quick.json
       genforge games evaluate --model vae_dir --heldout-folds 5 --json games.json
+      genforge games evaluate --model vae_dir --gpt-model gpt_dir --json games.json
     """
     from genforge.games.evaluate import evaluate as run
     from genforge.games.evaluate import format_table
@@ -357,6 +364,8 @@ def evaluate(
         heldout_folds=heldout_folds,
         heldout_n=heldout_n,
         echo=_echo,
+        gpt_steps=gpt_steps,
+        gpt_model=gpt_model,
     )
     typer.echo(format_table(result))
     if json_path is not None:

@@ -230,19 +230,31 @@ def level_folds(n_levels: int, k: int, seed: int = 0) -> list[list[int]]:
 
 
 def fold_tpkl(
-    vae, markov, train_codes: list[np.ndarray], held_codes: list[np.ndarray], n: int, width: int, seed: int
+    vae,
+    markov,
+    train_codes: list[np.ndarray],
+    held_codes: list[np.ndarray],
+    n: int,
+    width: int,
+    seed: int,
+    others: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """TPKL (2x2, 3x3) of ``n`` raw segments of a fold's VAE and Markov chain against the fold's held-out
     levels and against its own training levels, beside the training levels themselves against the
-    held-out ones (what a perfect copier of the training levels scores)."""
-    enc = vae.vocab_.encode
-    gen = {
-        "vae": [
+    held-out ones (what a perfect copier of the training levels scores). ``others``: more models by name
+    (each ``generate(n, width=, seed=, playable=False)``, e.g. a :class:`LevelGPT`), scored the same way;
+    ``vae`` may be None when ``others`` is given (keys ``<name>_heldout_2x2`` ...)."""
+    others = dict(others or {})
+    enc = (vae if vae is not None else next(iter(others.values()))).vocab_.encode
+    gen: dict[str, list[np.ndarray]] = {}
+    if vae is not None:
+        gen["vae"] = [
             enc(vae.generate(1, width=width, seed=seed * 1_000_003 + i, playable=False)[0].grid)
             for i in range(n)
-        ],
-        "markov": [enc(lv.grid) for lv in markov.generate(n, width, seed)],
-    }
+        ]
+    gen["markov"] = [enc(lv.grid) for lv in markov.generate(n, width, seed)]
+    for name, model in others.items():
+        gen[name] = [enc(lv.grid) for lv in model.generate(n, width=width, seed=seed, playable=False)]
     out: dict[str, float] = {}
     for k in (2, 3):
         for name, codes in gen.items():
@@ -261,14 +273,21 @@ def heldout_tpkl(
     setting: dict[str, Any] | None = None,
     seed: int = 0,
     echo=print,
+    gpt_steps: int = 0,
+    gpt_setting: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generalisation: for each of ``k`` level-wise folds (:func:`level_folds`) a level VAE (evaluate's
-    configuration, ``vae_steps``) and the order-2 column Markov chain are trained on the other levels;
+    configuration, ``vae_steps``; none when 0), the order-2 column Markov chain and, with ``gpt_steps`` > 0,
+    a :class:`LevelGPT` (its default configuration, ``gpt_steps``) are trained on the other levels;
     :func:`fold_tpkl` per fold, and the means over folds. ``setting`` (temperature, min_prob,
-    latent_noise) is the decoding chosen for the main VAE, applied unchanged to every fold's VAE."""
+    latent_noise) is the decoding chosen for the main VAE, ``gpt_setting`` (temperature, top_p) the one
+    chosen for the main GPT, each applied unchanged to every fold's model."""
     from genforge.games.baselines import MarkovColumns
+    from genforge.games.level_gpt import LevelGPT
     from genforge.games.models import LevelVAE
 
+    if not vae_steps and not gpt_steps:
+        raise DataError("held-out TPKL: expected a VAE (vae_steps > 0) or a GPT (gpt_steps > 0) to score")
     per_fold = []
     for f, held in enumerate(level_folds(len(levels), k, seed)):
         train = [lv for i, lv in enumerate(levels) if i not in held]
@@ -276,17 +295,83 @@ def heldout_tpkl(
             f"held-out fold {f + 1}/{k}: training on {len(train)} levels, holding out "
             f"{[levels[i].name for i in held]} ..."
         )
-        vae = LevelVAE(max_steps=vae_steps, hidden=(32, 64), seed=seed).fit(train)
-        for key, value in (setting or {}).items():
-            setattr(vae, key, value)
+        vae = None
+        if vae_steps:
+            vae = LevelVAE(max_steps=vae_steps, hidden=(32, 64), seed=seed).fit(train)
+            for key, value in (setting or {}).items():
+                setattr(vae, key, value)
+        others = {}
+        if gpt_steps:
+            gpt = LevelGPT(max_steps=gpt_steps, seed=seed).fit(train)
+            for key, value in (gpt_setting or {}).items():
+                setattr(gpt, key, value)
+            others["gpt"] = gpt
         markov = MarkovColumns(order=2, seed=seed).fit(train)
-        enc = vae.vocab_.encode
+        enc = (vae if vae is not None else others["gpt"]).vocab_.encode
         row = fold_tpkl(
-            vae, markov, [enc(lv.grid) for lv in train], [enc(levels[i].grid) for i in held], n, width, seed
+            vae,
+            markov,
+            [enc(lv.grid) for lv in train],
+            [enc(levels[i].grid) for i in held],
+            n,
+            width,
+            seed,
+            others,
         )
         per_fold.append({"heldout": [levels[i].name for i in held], **row})
     means = {key: float(np.mean([r[key] for r in per_fold])) for key in per_fold[0] if key != "heldout"}
-    return {"folds": k, "segments": n, "width": width, "vae_steps": vae_steps, "per_fold": per_fold, **means}
+    return {
+        "folds": k,
+        "segments": n,
+        "width": width,
+        "vae_steps": vae_steps,
+        "gpt_steps": gpt_steps,
+        "per_fold": per_fold,
+        **means,
+    }
+
+
+def choose_gpt_decoding(
+    gpt,
+    real_codes: list[np.ndarray],
+    temperatures=(0.8, 1.0, 1.2),
+    top_ps=(None, 0.95),
+    n: int = 100,
+    width: int = 150,
+    seed: int = 90_000,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Sampling settings of a :class:`LevelGPT` (``temperature``, ``top_p``), chosen on ``n`` raw
+    validation segments (seed ``seed``, never the evaluation's) with the A* agent and the *training*
+    levels only: the lowest tile-pattern KL 2x2 among the settings with >= 90% novel windows and >= 95%
+    A*-playable segments; when none has both, the most playable among the >= 90% novel ones (ties: lower
+    KL), else the most novel. The ballistic checker is not used. Sets the attributes; returns (setting,
+    table)."""
+    table: dict[str, dict[str, Any]] = {}
+    real_windows = all_windows(real_codes)
+    for t, p in itertools.product(temperatures, top_ps):
+        gpt.temperature, gpt.top_p = float(t), p
+        levels = gpt.generate(n, width=width, seed=seed, playable=False)
+        codes = [gpt.vocab_.encode(lv.grid) for lv in levels]
+        novel, _ = novelty(all_windows(codes), real_windows)
+        table[f"T={t},top_p={p}"] = {
+            "temperature": float(t),
+            "top_p": p,
+            "novel_windows": novel,
+            "tpkl_2x2": tpkl(real_codes, codes, 2),
+            "playable": float(np.mean([astar(lv.grid, lv.legend).playable for lv in levels])),
+        }
+    rows = list(table.values())
+    novel_ok = [r for r in rows if r["novel_windows"] >= GOALS["novel_windows"]]
+    both = [r for r in novel_ok if r["playable"] >= GOALS["playable"]]
+    if both:
+        best = min(both, key=lambda r: r["tpkl_2x2"])
+    elif novel_ok:
+        best = max(novel_ok, key=lambda r: (r["playable"], -r["tpkl_2x2"]))
+    else:
+        best = max(rows, key=lambda r: r["novel_windows"])
+    setting = {"temperature": best["temperature"], "top_p": best["top_p"]}
+    gpt.temperature, gpt.top_p = setting["temperature"], setting["top_p"]
+    return setting, table
 
 
 def evaluate(
@@ -303,6 +388,8 @@ def evaluate(
     heldout_folds: int = 0,
     heldout_n: int = 200,
     echo=print,
+    gpt_steps: int = 800,
+    gpt_model: Path | None = None,
 ) -> dict[str, Any]:
     """Run the whole protocol; returns the result dict (the keys the issue names, plus details).
 
@@ -311,10 +398,13 @@ def evaluate(
     ``model`` (a saved :class:`LevelVAE` folder, trained on the same SMB levels) that VAE is evaluated
     instead of training one in the run (``vae_steps`` then only sizes the blend VAE and the fold VAEs).
     With ``heldout_folds`` K >= 2, :func:`heldout_tpkl` adds TPKL against held-out levels (K VAEs trained:
-    about K times the VAE's training time; off by default)."""
+    about K times the VAE's training time; off by default). The level GPT (``gpt_steps`` > 0, or a saved
+    :class:`LevelGPT` folder ``gpt_model``) is a compared model: its sampling chosen by
+    :func:`choose_gpt_decoding`, its metrics under ``models.gpt`` (held out too when K >= 2)."""
     import torch
 
     from genforge.games.baselines import LevelGAN, MarkovColumns
+    from genforge.games.level_gpt import LevelGPT
     from genforge.games.models import LevelVAE
 
     torch.set_num_threads(1)
@@ -367,13 +457,42 @@ def evaluate(
         "gan": level_metrics(gan.generate(n, width, seed), real_codes, enc, n_independent, "GAN"),
     }
     result["baselines"] = baselines
+    models: dict[str, dict[str, Any]] = {}
+    gpt_setting = None
+    if gpt_model is not None or gpt_steps:
+        if gpt_model is not None:
+            echo(f"loading the level GPT from {gpt_model} ...")
+            gpt = LevelGPT.load(gpt_model)
+            if gpt.games_[0] != "smb":
+                raise DataError(
+                    f"--gpt-model {gpt_model}: trained on {gpt.games_}; expected a level GPT of SMB"
+                )
+        else:
+            echo(f"training the level GPT ({gpt_steps} steps) ...")
+            gpt = LevelGPT(max_steps=gpt_steps, seed=seed, progress=True).fit(smb)
+        gpt_setting, gpt_table = choose_gpt_decoding(gpt, real_codes, width=width)
+        echo(f"GPT sampling {gpt_setting} (validation segments: {gpt_table})")
+        gpt_levels = gpt.generate(n, width=width, seed=seed, playable=False)
+        models["gpt"] = {
+            **level_metrics(gpt_levels, real_codes, enc, n_independent, "GPT"),
+            **gpt_setting,
+            "sampling_validation": gpt_table,
+            "max_steps": gpt.max_steps,
+            "model": None if gpt_model is None else str(gpt_model),
+        }
+        result["models"] = models
     if heldout_folds:
         echo(f"held-out TPKL: {heldout_folds} level-wise folds, {heldout_n} segments per model ...")
-        held = heldout_tpkl(smb, heldout_folds, heldout_n, width, vae_steps, setting, seed, echo)
+        fold_gpt_steps = (gpt.max_steps if gpt_model is not None else gpt_steps) if "gpt" in models else 0
+        held = heldout_tpkl(
+            smb, heldout_folds, heldout_n, width, vae_steps, setting, seed, echo, fold_gpt_steps, gpt_setting
+        )
         result["heldout"] = held
         for k in (2, 3):
             result[f"tpkl_heldout_{k}x{k}"] = held[f"vae_heldout_{k}x{k}"]
             baselines["markov"][f"tpkl_heldout_{k}x{k}"] = held[f"markov_heldout_{k}x{k}"]
+            if "gpt" in models:
+                models["gpt"][f"tpkl_heldout_{k}x{k}"] = held[f"gpt_heldout_{k}x{k}"]
         result["copier_tpkl_heldout_2x2"] = held["copier_heldout_2x2"]
     if blend:
         ki_dir = root / "kid_icarus"
@@ -404,6 +523,17 @@ def evaluate(
         result["goals"]["tpkl_heldout_below_markov"] = (
             result["tpkl_heldout_2x2"] < baselines["markov"]["tpkl_heldout_2x2"]
         )
+    if "gpt" in models:
+        g = models["gpt"]
+        g["goals"] = {
+            "playable": g["playable"] >= GOALS["playable"] and g["playable_independent"] >= GOALS["playable"],
+            "tpkl_below_markov": g["tpkl_2x2"] < baselines["markov"]["tpkl_2x2"],
+            "novel_windows": g["novel_windows"] >= GOALS["novel_windows"],
+        }
+        if heldout_folds:
+            g["goals"]["tpkl_heldout_below_markov"] = (
+                g["tpkl_heldout_2x2"] < baselines["markov"]["tpkl_heldout_2x2"]
+            )
     result["vae_steps"], result["gan_steps"] = vae.max_steps, gan_steps
     result["model"] = None if model is None else str(model)
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -411,7 +541,8 @@ def evaluate(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    rows = [("level VAE (ours)", result)] + [(k, v) for k, v in result["baselines"].items()]
+    rows = [("level VAE (ours)", result)] + [(f"level {k}", v) for k, v in result.get("models", {}).items()]
+    rows += [(k, v) for k, v in result["baselines"].items()]
     keys = ("playable", "playable_independent", "novel_windows", "nn_distance", "tpkl_2x2", "tpkl_3x3")
     lines = [f"{'model':<18}" + "".join(f"{k:>22}" for k in keys)]
     for name, row in rows:
@@ -434,7 +565,12 @@ def format_table(result: dict[str, Any]) -> str:
             f"held-out TPKL 2x2 / 3x3 ({h['folds']} level-wise folds, {h['segments']} segments): VAE "
             f"{h['vae_heldout_2x2']:.3f} / {h['vae_heldout_3x3']:.3f}, "
             f"Markov {h['markov_heldout_2x2']:.3f} / {h['markov_heldout_3x3']:.3f}, "
-            f"training levels themselves {h['copier_heldout_2x2']:.3f} / "
+            + (
+                f"GPT {h['gpt_heldout_2x2']:.3f} / {h['gpt_heldout_3x3']:.3f}, "
+                if "gpt_heldout_2x2" in h
+                else ""
+            )
+            + f"training levels themselves {h['copier_heldout_2x2']:.3f} / "
             f"{h['copier_heldout_3x3']:.3f}"
         )
     lines.append(f"goals met: {result['goals']}")
