@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 
 FORMATS = ("txt", "tiled", "png")
+LEVEL_KINDS = ("vae", "gpt")
 
 
 def _echo(msg: str) -> None:
@@ -73,26 +74,41 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model folder to write"),
     max_steps: int = typer.Option(3000, "--max-steps", help="Training steps"),
     counts: bool = typer.Option(True, "--counts/--no-counts", help="Condition on element counts"),
+    kind: str = typer.Option(
+        "vae",
+        "--kind",
+        help="vae (level VAE: counts, blending) or gpt (the core GPT over columns, as MarioGPT; "
+        "no counts or blending)",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Train a level VAE on VGLC levels.
+    """Train a level model on VGLC levels (the level VAE by default, or the level GPT).
 
     Examples:
       genforge games train --data vglc/smb --out models/smb
       genforge games train --data vglc/smb --data vglc/kid_icarus --no-counts --out models/blend
+      genforge games train --data vglc/smb --kind gpt --max-steps 800 --out models/smb-gpt
     """
     from genforge.games.data import read_game
+    from genforge.games.level_gpt import LevelGPT
     from genforge.games.models import LevelVAE
 
+    if kind not in LEVEL_KINDS:
+        raise GenforgeError(f"--kind {kind!r}: expected one of {', '.join(LEVEL_KINDS)}")
     _threads()
     levels = []
     for i, folder in enumerate(data):
         levels += read_game(folder, legend if i == 0 else None)
     if out.exists() and not out.is_dir():
         raise GenforgeError(f"--out {out}: is a file; expected a folder")
-    vae = LevelVAE(max_steps=max_steps, condition_counts=counts, seed=seed, progress=True).fit(levels)
-    vae.save(out)
-    typer.echo(f"trained on {vae.n_windows_} windows of {', '.join(vae.games_)}; model in {out}")
+    if kind == "gpt":
+        est = LevelGPT(max_steps=max_steps, seed=seed, progress=True).fit(levels)
+    else:
+        est = LevelVAE(max_steps=max_steps, condition_counts=counts, seed=seed, progress=True).fit(levels)
+    est.save(out)
+    typer.echo(
+        f"trained a level {kind} on {est.n_windows_} windows of {', '.join(est.games_)}; model in {out}"
+    )
 
 
 @app.command()
@@ -111,7 +127,8 @@ def levels(
     out: Path = typer.Option(..., "--out", help="Folder to write the levels into"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Generate levels (stitched windows, kept playable by latent search).
+    """Generate levels with a level VAE (stitched windows, kept playable by latent search) or a level GPT
+    (columns, failed chunks redrawn under the A* agent); counts and blending need the VAE.
 
     Examples:
       genforge games levels --model models/smb --n 4 --format png --out levels/
@@ -131,10 +148,24 @@ def levels(
             f"--model {model}: no config.json; expected a folder written by `genforge games train`"
         )
     _threads()
-    vae = LevelVAE.load(model)
-    if counts and not vae.condition_counts:
-        raise GenforgeError(f"--model {model}: trained without --counts; element counts cannot be requested")
-    made = vae.generate(n, width=width, counts=counts, blend=mix, seed=seed)
+    from genforge.checkpoints import load_extra
+
+    if load_extra(model).get("estimator") == "LevelGPT":
+        from genforge.games.level_gpt import LevelGPT
+
+        if counts or mix:
+            raise GenforgeError(
+                f"--model {model}: a level GPT; element counts and --blend need a level VAE "
+                "(`genforge games train --kind vae`)"
+            )
+        made = LevelGPT.load(model).generate(n, width=width, seed=seed)
+    else:
+        vae = LevelVAE.load(model)
+        if counts and not vae.condition_counts:
+            raise GenforgeError(
+                f"--model {model}: trained without --counts; element counts cannot be requested"
+            )
+        made = vae.generate(n, width=width, counts=counts, blend=mix, seed=seed)
     for lv in made:
         _write_level(lv, out, fmt)
     typer.echo(f"wrote {len(made)} levels ({fmt}) into {out}")

@@ -119,3 +119,28 @@ def test_choose_gpt_decoding_follows_its_rule(rule_train, trained):
     both = [r for r in rows if r["novel_windows"] >= 0.9 and r["playable"] >= 0.95]
     if both:
         assert setting["temperature"] == min(both, key=lambda r: r["tpkl_2x2"])["temperature"]
+
+
+def test_cli_trains_a_gpt_and_levels_reads_it(tmp_path, rule_train):
+    import json
+
+    from genforge.cli import main
+    from genforge.games import write_text
+    from genforge.games.data import SMB_LEGEND
+
+    data = tmp_path / "rules"
+    for lv in rule_train[:2]:
+        write_text(lv, data / f"{lv.name}.txt")
+    (data / "smb.json").write_text('{"tiles": ' + json.dumps(SMB_LEGEND) + "}")
+    model, out = tmp_path / "gpt", tmp_path / "out"
+    args = ["games", "train", "--data", str(data), "--out", str(model), "--max-steps", "2", "--kind", "gpt"]
+    assert main(args) == 0
+    assert (
+        main(["games", "levels", "--model", str(model), "--n", "1", "--width", "20", "--out", str(out)]) == 0
+    )
+    assert [p.read_text().count("\n") for p in out.glob("*.txt")] == [14]
+    # count requests need the VAE: one-line error, nothing written
+    bad = tmp_path / "bad"
+    assert main(["games", "levels", "--model", str(model), "--enemies", "2", "--out", str(bad)]) == 2
+    assert not bad.exists()
+    assert main(["games", "train", "--data", str(data), "--out", str(model), "--kind", "gan"]) == 2
