@@ -20,14 +20,14 @@ One readable file, in the spirit of nanoGPT's ``model.py``:
   of the uncached path, at uncached speed for those steps.
 - ``GPT.compile_decode()`` optionally wraps the single-token decode step in ``torch.compile``
   (static shapes: one graph per batch size, reused for every cache length). On CPU this removes
-  most per-step Python overhead, and the step's linear layers are written as a broadcast
-  multiply-and-sum (``_rows_linear``) that inductor turns into one vectorised loop streaming each
-  weight row once for all rows of the batch: for a handful of rows that runs faster than the BLAS
-  call ``F.linear`` makes (MKL's small-M sgemm on the AMD EPYC machines we use; MKL's packed
+  most per-step Python overhead, and the step's linear layers are written as one multiply-and-sum
+  per batch row (``_rows_linear``) that inductor turns into one register-blocked loop streaming
+  each weight row once for all rows of the batch: for a handful of rows that runs faster than the
+  BLAS call ``F.linear`` makes (MKL's small-M sgemm on the AMD EPYC machines we use; MKL's packed
   sgemm and oneDNN's prepacked linear measured slower inside the step). Attention of the one new
-  query runs on the filled cache slots only, as two batched matmuls (``attend_one_query``, also
-  the eager cached path), faster than SDPA's CPU kernels for a single query. If compilation fails
-  the eager step is used.
+  query runs on the filled cache slots only: two batched matmuls (``attend_one_query``, also the
+  eager cached path) for a few sequences, inductor-generated loops over all heads from
+  ``LOOP_ATTENTION_MIN_BATCH`` on. If compilation fails the eager step is used.
 
 The logit filters (``top_k_filter``, ``top_p_filter``, ``apply_repetition_penalty``) are plain
 functions so they can be tested, and reused, on their own.
@@ -225,17 +225,19 @@ class CausalSelfAttention(nn.Module):
 def _rows_linear(x: Tensor, linear: nn.Linear) -> Tensor:
     """``linear(x)`` for one position per sequence (``x``: ``[B, 1, in]``), as multiply-and-sum.
 
-    Only for the *compiled* CPU decode step: inductor fuses the broadcast product and the sum into
-    one loop that reads each weight row once and applies it to all ``B`` rows while it sits in L1,
-    at close to memory bandwidth. Eagerly it would materialise ``[out, B, in]``, so ``_decode_step``
-    uses ``F.linear`` unless ``compile_decode`` switched this on. Sums run in a different order
-    than BLAS's, so results differ by float rounding only (~1e-6).
+    Only for the *compiled* CPU decode step: one reduction per batch row over the same weight, which
+    inductor fuses into one loop that loads each weight vector once and keeps ``B`` accumulators
+    in registers (a register-blocked matrix-vector product), streaming the weight rows in order.
+    For a handful of rows that beats the BLAS call ``F.linear`` makes (MKL's small-M sgemm on the
+    AMD EPYC machines we use). Eagerly it would materialise ``[out, in]`` products, so
+    ``_decode_step`` uses ``F.linear`` unless ``compile_decode`` switched this on. Sums run in a
+    different order than BLAS's, so results differ by float rounding only (~1e-6).
     """
     rows = x.reshape(-1, x.size(-1)).contiguous()  # [B, in], each row contiguous (vector loads)
     # a fusion barrier: inductor stores an as_strided input instead of inlining it, so the
     # LayerNorm / GELU that produced `rows` runs once, not once per weight row (that was 10x slower)
     rows = torch.as_strided(rows, rows.shape, rows.stride())
-    y = (linear.weight[:, None, :] * rows[None]).sum(-1).t()  # [B, out]: weight-row-major loop
+    y = torch.stack([(linear.weight * rows[b]).sum(-1) for b in range(rows.size(0))])  # [B, out]
     if linear.bias is not None:
         y = y + linear.bias
     return y.view(x.size(0), 1, -1)
@@ -253,17 +255,46 @@ def attend_one_query(q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
     return torch.matmul(torch.softmax(scores, dim=-1), values)
 
 
+def _one_query_loops(q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+    """``attend_one_query`` as reductions, for inductor to generate as loops over the slots."""
+    scores = (q * keys).sum(-1, keepdim=True) * (q.size(-1) ** -0.5)  # [B, nh, L, 1]
+    return (torch.softmax(scores, dim=2) * values).sum(2, keepdim=True)
+
+
+_compiled_one_query = None
+
+# From this many sequences on, the compiled CPU step attends through inductor-generated loops
+# (one pass over all heads) instead of two batched matmuls, whose per-head calls dominate at batch
+# 8 (docs/results/core.md, generation round 4). Below it the extra compiled call costs more.
+LOOP_ATTENTION_MIN_BATCH = 4
+
+
+def _attend_loops(q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+    """``attend_one_query`` compiled once with the number of slots dynamic (one graph for every
+    filled length; the head dimension and batch stay static)."""
+    global _compiled_one_query
+    if _compiled_one_query is None:
+        _compiled_one_query = torch.compile(_one_query_loops)
+    torch._dynamo.mark_dynamic(keys, 2)
+    torch._dynamo.mark_dynamic(values, 2)
+    return _compiled_one_query(q, keys, values)
+
+
 @torch.library.custom_op("genforge::attend_filled_slots", mutates_args=())
 def attend_filled_slots(q: Tensor, k: Tensor, v: Tensor, pos_t: Tensor) -> Tensor:
     """Attention of one query per head (``q``: ``[B, nh, 1, hd]``) to cache slots ``0..pos_t``.
 
-    An opaque op for the compiled CPU decode step: inside it the filled slots are a plain slice
-    (``attend_one_query`` on them), so the work follows the filled length instead of the whole
-    preallocated cache that inductor's masked form would read. (Reading ``pos_t`` is free on a
-    CPU; a GPU keeps the masked form, which needs no host sync.)
+    An opaque op for the compiled CPU decode step: inside it the filled slots are a plain slice,
+    so the work follows the filled length instead of the whole preallocated cache that inductor's
+    masked form would read. (Reading ``pos_t`` is free on a CPU; a GPU keeps the masked form,
+    which needs no host sync.) From ``LOOP_ATTENTION_MIN_BATCH`` sequences on, the slice goes
+    through ``_attend_loops``; below, through ``attend_one_query``.
     """
     end = int(pos_t.reshape(-1)[0]) + 1
-    return attend_one_query(q, k[:, :, :end], v[:, :, :end])
+    keys, values = k[:, :, :end], v[:, :, :end]
+    if q.size(0) >= LOOP_ATTENTION_MIN_BATCH and end >= 2:
+        return _attend_loops(q, keys, values)
+    return attend_one_query(q, keys, values)
 
 
 @attend_filled_slots.register_fake

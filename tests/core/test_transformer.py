@@ -64,18 +64,31 @@ def test_cached_and_uncached_greedy_decoding_match(batch):
 
 
 @pytest.mark.parametrize("cpu_step", [False, True])
-@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("batch", [1, 2, 4])
 def test_decode_step_matches_uncached_reference(cpu_step, batch):
     """The step function that ``compile_decode`` compiles (static shapes: the whole cache and a mask
     of filled slots), run eagerly, gives the tokens of the uncached path — as on a GPU, and in the
-    form the compiled CPU step uses (multiply-and-sum linears, attention on the filled slots); the
-    crop fallback past block_size (16) is covered too."""
+    form the compiled CPU step uses (multiply-and-sum linears, attention on the filled slots, from
+    batch 4 on through the compiled loops); the crop fallback past block_size (16) is covered too."""
     model = tiny_model(seed=4)
     prompt = torch.randint(0, TINY["vocab_size"], (batch, 4), generator=torch.Generator().manual_seed(2))
     expected = model.generate(prompt, 20, temperature=0.0, use_cache=False)
     model._cpu_step = cpu_step
     model._compiled_step = model._decode_step  # what torch.compile wraps, without compiling
     assert torch.equal(model.generate(prompt, 20, temperature=0.0), expected)
+
+
+def test_one_query_attention_loops_equal_batched_matmuls():
+    """The reductions that the compiled CPU step's attention is generated from equal the two-matmul
+    form, on a slice of a larger cache (non-contiguous, as in the step)."""
+    from genforge.models.transformer import _one_query_loops, attend_one_query
+
+    torch.manual_seed(0)
+    q = torch.randn(3, 2, 1, 8)
+    k, v = torch.randn(3, 2, 12, 8), torch.randn(3, 2, 12, 8)
+    torch.testing.assert_close(
+        _one_query_loops(q, k[:, :, :7], v[:, :, :7]), attend_one_query(q, k[:, :, :7], v[:, :, :7])
+    )
 
 
 def test_rows_linear_equals_linear():
