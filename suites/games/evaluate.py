@@ -10,6 +10,8 @@
    column Markov chain, the core GAN. Each generates ``n`` level segments of ``width`` columns. The VAE's
    decoding (temperature, min-p, prior or aggregate-posterior latents) is chosen first on validation
    segments with the A* agent (:func:`choose_decoding`); the segments are raw (no agent in generation).
+   The level GPT (:class:`~genforge.games.level_gpt.LevelGPT`, as MarioGPT) is a compared model: its
+   temperature / top-p chosen by :func:`choose_gpt_decoding`, its metrics under ``models.gpt``.
 3. **metrics** — ``playable`` (A*), ``playable_independent`` (ballistic checker, on the first
    ``n_independent`` segments), ``novel_windows`` (share of generated 14x16 windows absent from training)
    and ``nn_distance`` (mean share of tiles that differ from the nearest training window), ``tpkl_2x2`` /
