@@ -94,11 +94,7 @@ class LevelGAN(SuiteEstimator):
         from genforge.training import TrainConfig, Trainer
 
         levels = check_levels(levels)
-        legends = []
-        for level in levels:
-            if level.legend not in legends:
-                legends.append(level.legend)
-        self.vocab_ = Vocabulary.build(legends)
+        self.vocab_ = Vocabulary.of_levels(levels)
         x, _ = level_windows(levels, self.vocab_, self.height, self.width)
         k = len(self.vocab_.chars)
         onehot = torch.nn.functional.one_hot(torch.from_numpy(x), k).permute(0, 3, 1, 2).float() * 2 - 1

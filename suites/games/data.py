@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -208,6 +209,24 @@ class Vocabulary:
         empty = empty_char(merged)
         chars = empty + "".join(sorted(c for c in merged if c != empty))  # the empty tile is index 0
         return cls(chars=chars, legend=merged, aliases=aliases)
+
+    @classmethod
+    def of_levels(cls, levels: Sequence[Level]) -> Vocabulary:
+        """The vocabulary of the distinct legends of ``levels``, in order of first appearance."""
+        legends: list[dict[str, list[str]]] = []
+        for level in levels:
+            if level.legend not in legends:
+                legends.append(level.legend)
+        return cls.build(legends)
+
+    def to_state(self) -> dict[str, Any]:
+        """The JSON-ready fields a saved level model keeps (``from_state`` reads them back)."""
+        return {"chars": self.chars, "legend": self.legend, "aliases": self.aliases}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Vocabulary:
+        legend = {k: list(v) for k, v in state["legend"].items()}
+        return cls(chars=state["chars"], legend=legend, aliases=dict(state["aliases"]))
 
     def encode(self, grid: np.ndarray, name: str = "level") -> np.ndarray:
         """Characters -> int indices (aliases applied); unknown characters raise naming row/column."""

@@ -41,7 +41,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from genforge.errors import DataError
-from genforge.games.data import Level, read_game
+from genforge.games.data import Level, Vocabulary, read_game
 from genforge.games.metrics import COUNT_NAMES, all_windows, count_matrix, novelty, tile_distribution, tpkl
 from genforge.games.playability import astar, ballistic
 
@@ -150,6 +150,19 @@ def blend_score(
     return {"blend_score": rho, "blend_positions": dict(zip(map(str, weights), positions, strict=True))}
 
 
+
+def _validation_row(
+    levels: list[Level], vocab: Vocabulary, real_codes: list[np.ndarray], real_windows: np.ndarray
+) -> dict[str, float]:
+    """The figures a decoding rule compares: novel windows, TPKL 2x2 against the training levels, A*."""
+    codes = [vocab.encode(lv.grid) for lv in levels]
+    novel, _ = novelty(all_windows(codes), real_windows)
+    return {
+        "novel_windows": novel,
+        "tpkl_2x2": tpkl(real_codes, codes, 2),
+        "playable": float(np.mean([astar(lv.grid, lv.legend).playable for lv in levels])),
+    }
+
 def choose_temperature(
     vae,
     real_codes: list[np.ndarray],
@@ -199,15 +212,11 @@ def choose_decoding(
     for t, p, s in itertools.product(temperatures, min_probs, latent_noises):
         vae.temperature, vae.min_prob, vae.latent_noise = float(t), float(p), s
         levels = [vae.generate(1, width=width, seed=seed + i, playable=False)[0] for i in range(n)]
-        codes = [vae.vocab_.encode(lv.grid) for lv in levels]
-        novel, _ = novelty(all_windows(codes), real_windows)
         table[f"T={t},min_prob={p},latent_noise={s}"] = {
             "temperature": float(t),
             "min_prob": float(p),
             "latent_noise": s,
-            "novel_windows": novel,
-            "tpkl_2x2": tpkl(real_codes, codes, 2),
-            "playable": float(np.mean([astar(lv.grid, lv.legend).playable for lv in levels])),
+            **_validation_row(levels, vae.vocab_, real_codes, real_windows),
         }
     rows = list(table.values())
     ok = [r for r in rows if r["novel_windows"] >= GOALS["novel_windows"]]
@@ -353,14 +362,10 @@ def choose_gpt_decoding(
     for t, p in itertools.product(temperatures, top_ps):
         gpt.temperature, gpt.top_p = float(t), p
         levels = gpt.generate(n, width=width, seed=seed, playable=False)
-        codes = [gpt.vocab_.encode(lv.grid) for lv in levels]
-        novel, _ = novelty(all_windows(codes), real_windows)
         table[f"T={t},top_p={p}"] = {
             "temperature": float(t),
             "top_p": p,
-            "novel_windows": novel,
-            "tpkl_2x2": tpkl(real_codes, codes, 2),
-            "playable": float(np.mean([astar(lv.grid, lv.legend).playable for lv in levels])),
+            **_validation_row(levels, gpt.vocab_, real_codes, real_windows),
         }
     rows = list(table.values())
     novel_ok = [r for r in rows if r["novel_windows"] >= GOALS["novel_windows"]]

@@ -34,7 +34,7 @@ import torch
 from genforge.errors import DataError
 from genforge.estimator import Example, SuiteEstimator, to_numpy
 from genforge.games.data import Level, Vocabulary, empty_char, level_slices
-from genforge.games.models import check_levels
+from genforge.games.models import LevelVocabularyMixin, check_levels
 from genforge.games.playability import astar
 
 ARRAYS_FILE = "level_gpt_arrays.safetensors"
@@ -78,7 +78,7 @@ def column_windows(codes: Sequence[np.ndarray], context: int, stride: int = 1) -
     return np.stack(out).astype(np.int64)
 
 
-class LevelGPT(SuiteEstimator):
+class LevelGPT(LevelVocabularyMixin, SuiteEstimator):
     """Level generator on the core GPT (see the module docstring)."""
 
     state_version: ClassVar[int] = 1
@@ -174,13 +174,7 @@ class LevelGPT(SuiteEstimator):
 
         levels = check_levels(levels)
         self._check_params()
-        legends = []
-        for level in levels:
-            if level.legend not in legends:
-                legends.append(level.legend)
-        vocab = Vocabulary.build(legends)
-        self.vocab_ = vocab
-        self.games_ = list(dict.fromkeys(level.game for level in levels))
+        vocab = self._fit_vocabulary(levels)
         codes = level_codes(levels, vocab, self.height, self.context)
         windows = column_windows(codes, self.context)
         device = pick_device(self.device)
@@ -293,26 +287,12 @@ class LevelGPT(SuiteEstimator):
             levels = np.concatenate([levels, new], 2)
         return levels[:, :, :width]
 
-    def to_level(self, codes: np.ndarray, name: str = "level") -> Level:
-        self._check_fitted()
-        return Level(
-            grid=self.vocab_.decode(codes), legend=dict(self.vocab_.legend), name=name, game=self.games_[0]
-        )
-
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
-        return {
-            "games": self.games_,
-            "chars": self.vocab_.chars,
-            "legend": self.vocab_.legend,
-            "aliases": self.vocab_.aliases,
-            "n_windows": self.n_windows_,
-        }
+        return {**self._vocabulary_state(), "n_windows": self.n_windows_}
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
-        self.games_ = list(state["games"])
-        legend = {k: list(v) for k, v in state["legend"].items()}
-        self.vocab_ = Vocabulary(chars=state["chars"], legend=legend, aliases=dict(state["aliases"]))
+        self._set_vocabulary_state(state)
         self.n_windows_ = int(state["n_windows"])
         self.start_columns_ = self._load_arrays(Path(directory) / ARRAYS_FILE)["start_columns"]
 

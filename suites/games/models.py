@@ -152,7 +152,30 @@ def check_levels(levels: Any, name: str = "levels") -> list[Level]:
     return levels
 
 
-class LevelVAE(SuiteEstimator):
+class LevelVocabularyMixin:
+    """What every level model shares: the fitted tile vocabulary and its games (``vocab_``, ``games_``),
+    their saved form, and levels made from tile codes."""
+
+    def to_level(self, codes: np.ndarray, name: str = "level") -> Level:
+        self._check_fitted()
+        return Level(
+            grid=self.vocab_.decode(codes), legend=dict(self.vocab_.legend), name=name, game=self.games_[0]
+        )
+
+    def _fit_vocabulary(self, levels: Sequence[Level]) -> Vocabulary:
+        self.vocab_ = Vocabulary.of_levels(levels)
+        self.games_ = list(dict.fromkeys(level.game for level in levels))
+        return self.vocab_
+
+    def _vocabulary_state(self) -> dict[str, Any]:
+        return {"games": self.games_, **self.vocab_.to_state()}
+
+    def _set_vocabulary_state(self, state: dict[str, Any]) -> None:
+        self.games_ = list(state["games"])
+        self.vocab_ = Vocabulary.from_state(state)
+
+
+class LevelVAE(LevelVocabularyMixin, SuiteEstimator):
     """Level generator on the core VAE (see the module docstring for what it can do)."""
 
     state_version: ClassVar[int] = 1
@@ -232,13 +255,7 @@ class LevelVAE(SuiteEstimator):
             raise DataError(f"overlap={self.overlap}: expected 1 <= overlap < width ({self.width})")
         if self.decoding not in DECODINGS:
             raise DataError(f"decoding={self.decoding!r}: expected one of {', '.join(DECODINGS)}")
-        legends = []
-        for level in levels:
-            if level.legend not in legends:
-                legends.append(level.legend)
-        vocab = Vocabulary.build(legends)
-        self.games_ = list(dict.fromkeys(level.game for level in levels))
-        self.vocab_ = vocab
+        vocab = self._fit_vocabulary(levels)
         x, game = level_windows(levels, vocab, self.height, self.width)
         counts = count_matrix(x, vocab)
         self.count_scale_ = np.maximum(counts.max(0), 1.0).astype(np.float32)
@@ -613,19 +630,10 @@ class LevelVAE(SuiteEstimator):
             counts = (1 - t) * ca + t * cb
         return self.decode((1 - t) * za + t * zb, counts)
 
-    def to_level(self, codes: np.ndarray, name: str = "level") -> Level:
-        self._check_fitted()
-        return Level(
-            grid=self.vocab_.decode(codes), legend=dict(self.vocab_.legend), name=name, game=self.games_[0]
-        )
-
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
         return {
-            "games": self.games_,
-            "chars": self.vocab_.chars,
-            "legend": self.vocab_.legend,
-            "aliases": self.vocab_.aliases,
+            **self._vocabulary_state(),
             "count_scale": self.count_scale_.tolist(),
             "n_windows": self.n_windows_,
             "max_gap": getattr(self, "max_gap_", None),
@@ -635,9 +643,7 @@ class LevelVAE(SuiteEstimator):
         }
 
     def _set_state(self, state: dict[str, Any], directory: Path) -> None:
-        self.games_ = list(state["games"])
-        legend = {k: list(v) for k, v in state["legend"].items()}
-        self.vocab_ = Vocabulary(chars=state["chars"], legend=legend, aliases=dict(state["aliases"]))
+        self._set_vocabulary_state(state)
         self.count_scale_ = np.asarray(state["count_scale"], np.float32)
         self.n_windows_ = int(state["n_windows"])
         self.max_gap_ = state.get("max_gap")
