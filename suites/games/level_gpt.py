@@ -269,7 +269,6 @@ class LevelGPT(LevelVocabularyMixin, SuiteEstimator):
     def _grow(self, starts: np.ndarray, width: int, gen: torch.Generator, playable: bool) -> np.ndarray:
         levels = starts.copy()
         legend = self.vocab_.legend
-        chars = np.array(list(self.vocab_.chars))
         while levels.shape[2] < width:
             keep = min(levels.shape[2], self.context - self.chunk)
             columns = min(self.context - keep, width - levels.shape[2])
@@ -277,11 +276,11 @@ class LevelGPT(LevelVocabularyMixin, SuiteEstimator):
             new = self._draw(prompt, columns, gen)
             if playable:
                 todo = np.arange(len(levels))
-                for _ in range(self.retries + 1):
+                for attempt in range(self.retries + 1):
                     trial = np.concatenate([levels[todo], new[todo]], 2)[:, :, -self.check_columns :]
-                    ok = np.array([astar(chars[t], legend).playable for t in trial], bool)
+                    ok = np.array([astar(self.vocab_.decode(t), legend).playable for t in trial], bool)
                     todo = todo[~ok]
-                    if not len(todo):
+                    if not len(todo) or attempt == self.retries:  # no redraw that nothing would check
                         break
                     new[todo] = self._draw(prompt[todo], columns, gen)
             levels = np.concatenate([levels, new], 2)
