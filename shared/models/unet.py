@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genforge import kernels
+
 
 @dataclass
 class UNetConfig:
@@ -69,17 +71,20 @@ def _(
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` that sends large single-image 3x3 convolutions to oneDNN when no graph is recorded.
+    """``nn.Conv2d`` with faster single-image paths when no graph is recorded (sampling at batch 1).
 
-    Why: for a batch of one with at most 20,480 input values ATen picks its im2col + GEMM path, which is
-    16-28% slower on x86 than oneDNN's direct convolution for 3x3 kernels of >= 8M multiply-adds (e.g.
-    128 channels at 8x8, 64 -> 128 at 16x16), and slower for smaller ones or 1x1 kernels (measured with
-    torch 2.11; docs/results/core.md). Only those are rerouted (larger inputs already reach oneDNN through
-    ATen). Results equal the default path to float rounding; autograd, other dtypes and devices keep the
-    default path; a compiled graph calls :func:`conv2d_onednn`.
+    Why: at batch 1 the 3x3 convolutions are ~70% of a UNet forward and oneDNN already runs them at the
+    core's FMA rate. (1) Winograd F(2x2, 3x3) (:mod:`genforge.kernels`) does 2.25x fewer multiply-adds:
+    1.1-1.4x faster per shape on x86 at batch 1, slower at batch 16 (docs/results/core.md), so it serves
+    batch 1 only, when the native kernels are available. (2) Otherwise, for a batch of one with at most
+    20,480 input values ATen picks im2col + GEMM, 16-28% slower than oneDNN's direct convolution for 3x3
+    kernels of >= 8M multiply-adds; those go to oneDNN (a compiled graph calls :func:`conv2d_onednn`).
+    Results equal the default path to float rounding; autograd, other dtypes and devices keep it.
+    ``forward(x, residual)`` adds ``residual`` to the output (fused into the Winograd output pass).
     """
 
     MIN_MACS = 8_000_000
+    MIN_WINOGRAD_MACS = 1_000_000
     ATEN_ONEDNN_ABOVE = 20480  # input values of one image above which ATen already picks oneDNN (torch 2.x)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -91,11 +96,27 @@ class Conv2d(nn.Conv2d):
             and self.padding_mode == "zeros"
             and isinstance(self.padding, tuple)
         )
+        self._winograd_shape = self._onednn_shape and self.stride == (1, 1) and self.padding == (1, 1)
+        self._winograd = _DerivedWeights()
+
+    def _fast_single_image(self, x: torch.Tensor) -> bool:
+        return (
+            self._onednn_shape
+            and x.dim() == 4
+            and x.shape[0] == 1
+            and x.is_cpu
+            and x.dtype == torch.float32
+            and not torch.is_grad_enabled()
+        )
+
+    def _use_winograd(self, x: torch.Tensor) -> bool:
+        if not (self._winograd_shape and self._fast_single_image(x)) or torch.compiler.is_compiling():
+            return False
+        macs = x.shape[2] * x.shape[3] * self.out_channels * self.in_channels * 9
+        return macs >= self.MIN_WINOGRAD_MACS and kernels.available()
 
     def _use_onednn(self, x: torch.Tensor) -> bool:
-        if not (self._onednn_shape and x.shape[0] == 1 and x.dim() == 4 and x.is_cpu):
-            return False
-        if x.dtype != torch.float32 or torch.is_grad_enabled():
+        if not self._fast_single_image(x):
             return False
         if not _ONEDNN or not (torch.compiler.is_compiling() or torch.backends.mkldnn.enabled):
             return False
@@ -105,7 +126,21 @@ class Conv2d(nn.Conv2d):
         w = (x.shape[3] + 2 * self.padding[1] - 3) // self.stride[1] + 1
         return h * w * self.out_channels * self.in_channels * 9 >= self.MIN_MACS
 
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if residual is not None and self._use_winograd(x):
+            return self._winograd_forward(x, residual)
+        out = super().forward(x)
+        if residual is None:
+            return out
+        return out.add_(residual) if _no_grad() else out + residual
+
+    def _winograd_forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        weights = self._winograd.get((self.weight,), lambda: kernels.winograd_weights(self.weight))
+        return kernels.winograd_conv3x3(x, weights, self.bias, residual)
+
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if weight is self.weight and bias is self.bias and self._use_winograd(x):
+            return self._winograd_forward(x)
         if self._use_onednn(x):
             pad, stride = list(self.padding), list(self.stride)
             if torch.compiler.is_compiling():
@@ -202,9 +237,11 @@ class ResnetBlock(nn.Module):
         temb = temb.reshape(*temb.shape, *self.spatial)
         h = h.add_(temb) if inplace else h + temb
         h = F.silu(self.norm2(h), inplace=inplace)
-        h = self.conv2(self.dropout(h))
         if self.conv_shortcut is not None:
             x = self.conv_shortcut(x)
+        if isinstance(self.conv2, Conv2d):  # the residual sum fused into the convolution's output
+            return self.conv2(self.dropout(h), residual=x)
+        h = self.conv2(self.dropout(h))
         return h.add_(x) if inplace else x + h
 
 
