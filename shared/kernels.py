@@ -84,6 +84,10 @@ def _load() -> None:
         is_python_module=False,
         verbose=False,
     )
+    # shapes for torch.compile, which calls these ops inside generated graphs
+    torch.library.register_fake("genforge_cpu::rows_linear")(
+        lambda x, weight, bias: x.new_empty(x.shape[0], weight.shape[0])
+    )
 
 
 def available() -> bool:
@@ -105,6 +109,18 @@ def available() -> bool:
                 stacklevel=2,
             )
     return _state["ok"]
+
+
+def has_rows_linear() -> bool:
+    """True when the kernels are available and were built with AVX-512 (:func:`rows_linear`)."""
+    return available() and bool(torch.ops.genforge_cpu.has_rows_linear())
+
+
+def rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` for a few float32 rows ``x`` [R, in] (a decode step: R = batch),
+    streaming each weight row once for all rows with the next rows prefetched. Needs
+    :func:`has_rows_linear`; sums run in another order than BLAS's (float rounding only)."""
+    return torch.ops.genforge_cpu.rows_linear(x, weight, bias)
 
 
 def winograd_weights(weight: torch.Tensor) -> torch.Tensor:

@@ -136,14 +136,122 @@ torch::Tensor winograd_output(const torch::Tensor& M_in, const c10::optional<tor
   return Y;
 }
 
+// y = x w^T + b for a few rows (x [R, K], w [N, K]): the decode step's linear layers. Each weight row
+// is streamed from memory once for all rows of x, and the rows eight features ahead are prefetched
+// into L2 so that the weight stream (cold: a model's weights do not fit in L3) overlaps the
+// multiply-adds, which one core does not do by itself. Eight rows into L2 measured best of 4-64 rows
+// and L1 / L2 / L3 / non-temporal hints (batch 8, nanoGPT-size layers: 560 us vs 830 us into L1).
+#ifdef __AVX512F__
+#include <immintrin.h>
+#ifndef GENFORGE_PREFETCH_ROWS
+#define GENFORGE_PREFETCH_ROWS 8
+#endif
+#ifndef GENFORGE_PREFETCH_HINT
+#define GENFORGE_PREFETCH_HINT _MM_HINT_T1
+#endif
+constexpr int64_t kPrefetchRows = GENFORGE_PREFETCH_ROWS;
+
+// R rows, F output features per pass: R x F independent accumulator chains (at least eight keep the
+// two FMA pipes busy; one row alone would otherwise wait on a single chain's latency).
+template <int R, int F>
+void rows_linear_block(const float* X, int64_t K, const float* W, int64_t N, const float* bias, float* Y,
+                       int64_t ldy) {
+  const int64_t full = K / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (K - full)) - 1u);
+  int64_t j = 0;
+  for (; j + F <= N; j += F) {
+    __m512 acc[R][F];
+    for (int r = 0; r < R; ++r)
+      for (int f = 0; f < F; ++f) acc[r][f] = _mm512_setzero_ps();
+    const float* w = W + j * K;
+    const bool prefetch = j + F - 1 + kPrefetchRows < N;
+    for (int64_t i = 0; i < full; i += 16) {
+      __m512 v[F];
+      for (int f = 0; f < F; ++f) {
+        if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(w + (kPrefetchRows + f) * K + i), GENFORGE_PREFETCH_HINT);
+        v[f] = _mm512_loadu_ps(w + f * K + i);
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m512 xv = _mm512_loadu_ps(X + r * K + i);
+        for (int f = 0; f < F; ++f) acc[r][f] = _mm512_fmadd_ps(v[f], xv, acc[r][f]);
+      }
+    }
+    if (tail) {
+      __m512 v[F];
+      for (int f = 0; f < F; ++f) v[f] = _mm512_maskz_loadu_ps(tail, w + f * K + full);
+      for (int r = 0; r < R; ++r) {
+        const __m512 xv = _mm512_maskz_loadu_ps(tail, X + r * K + full);
+        for (int f = 0; f < F; ++f) acc[r][f] = _mm512_fmadd_ps(v[f], xv, acc[r][f]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int f = 0; f < F; ++f) Y[r * ldy + j + f] = _mm512_reduce_add_ps(acc[r][f]) + (bias ? bias[j + f] : 0.f);
+  }
+  for (; j < N; ++j) {  // the last N % F features
+    for (int r = 0; r < R; ++r) {
+      float acc = bias ? bias[j] : 0.f;
+      for (int64_t i = 0; i < K; ++i) acc += X[r * K + i] * W[j * K + i];
+      Y[r * ldy + j] = acc;
+    }
+  }
+}
+
+torch::Tensor rows_linear(const torch::Tensor& x_in, const torch::Tensor& w_in, const c10::optional<torch::Tensor>& b_in) {
+  TORCH_CHECK(x_in.dim() == 2 && w_in.dim() == 2 && x_in.size(1) == w_in.size(1),
+              "rows_linear: expected x [R, K] and weight [N, K]");
+  TORCH_CHECK(x_in.scalar_type() == torch::kFloat && w_in.scalar_type() == torch::kFloat,
+              "rows_linear: expected float32");
+  const auto x = x_in.contiguous();
+  const auto w = w_in.contiguous();
+  torch::Tensor b;
+  if (b_in.has_value() && b_in->defined()) b = b_in->contiguous();
+  const int64_t R = x.size(0), K = x.size(1), N = w.size(0);
+  auto y = torch::empty({R, N}, x.options());
+  const float* X = x.data_ptr<float>();
+  const float* W = w.data_ptr<float>();
+  const float* B = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* Y = y.data_ptr<float>();
+  for (int64_t r0 = 0; r0 < R; r0 += 8) {
+    const float* xr = X + r0 * K;
+    float* yr = Y + r0 * N;
+    switch (std::min<int64_t>(8, R - r0)) {
+      case 1: rows_linear_block<1, 8>(xr, K, W, N, B, yr, N); break;
+      case 2: rows_linear_block<2, 4>(xr, K, W, N, B, yr, N); break;
+      case 3: rows_linear_block<3, 3>(xr, K, W, N, B, yr, N); break;
+      case 4: rows_linear_block<4, 2>(xr, K, W, N, B, yr, N); break;
+      case 5: rows_linear_block<5, 2>(xr, K, W, N, B, yr, N); break;
+      case 6: rows_linear_block<6, 2>(xr, K, W, N, B, yr, N); break;
+      case 7: rows_linear_block<7, 2>(xr, K, W, N, B, yr, N); break;
+      default: rows_linear_block<8, 2>(xr, K, W, N, B, yr, N); break;
+    }
+  }
+  return y;
+}
+constexpr bool kRowsLinear = true;
+#else
+torch::Tensor rows_linear(const torch::Tensor&, const torch::Tensor&, const c10::optional<torch::Tensor>&) {
+  TORCH_CHECK(false, "rows_linear: this build has no AVX-512 (check has_rows_linear() first)");
+}
+constexpr bool kRowsLinear = false;
+#endif
+
+bool has_rows_linear() { return kRowsLinear; }
+
 }  // namespace
 
 TORCH_LIBRARY(genforge_cpu, m) {
   m.def("winograd_input(Tensor x) -> Tensor");
   m.def("winograd_output(Tensor m, Tensor? bias, Tensor? residual, int n, int h, int w) -> Tensor");
+  m.def("rows_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
+  m.def("has_rows_linear() -> bool");
 }
 
 TORCH_LIBRARY_IMPL(genforge_cpu, CPU, m) {
   m.impl("winograd_input", &winograd_input);
   m.impl("winograd_output", &winograd_output);
+  m.impl("rows_linear", &rows_linear);
+}
+
+TORCH_LIBRARY_IMPL(genforge_cpu, CompositeExplicitAutograd, m) {
+  m.impl("has_rows_linear", &has_rows_linear);
 }

@@ -24,7 +24,9 @@ One readable file, in the spirit of nanoGPT's ``model.py``:
   per batch row (``_rows_linear``) that inductor turns into one register-blocked loop streaming
   each weight row once for all rows of the batch: for a handful of rows that runs faster than the
   BLAS call ``F.linear`` makes (MKL's small-M sgemm on the AMD EPYC machines we use; MKL's packed
-  sgemm and oneDNN's prepacked linear measured slower inside the step). Attention of the one new
+  sgemm and oneDNN's prepacked linear measured slower inside the step); from
+  ``NATIVE_LINEAR_MIN_BATCH`` sequences on, the same loop runs in :mod:`genforge.kernels` with the
+  next weight rows prefetched (inductor's loop does not prefetch). Attention of the one new
   query runs on the filled cache slots only: two batched matmuls (``attend_one_query``, also the
   eager cached path) for a few sequences, inductor-generated loops over all heads from
   ``LOOP_ATTENTION_MIN_BATCH`` on. If compilation fails the eager step is used.
@@ -43,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genforge import kernels
 from genforge.errors import ConfigError, GenforgeError
 from genforge.registry import register_model
 
@@ -243,6 +246,19 @@ def _rows_linear(x: Tensor, linear: nn.Linear) -> Tensor:
     return y.view(x.size(0), 1, -1)
 
 
+# From this many sequences on, the compiled CPU step's linear layers run in the native kernel; for
+# fewer, inductor's fused loop (LayerNorm, linear and GELU in one kernel) wins over separate calls
+# (step A/B in docs/results/core.md, generation round 5: batch 1 0.84x, batch 4 1.20x, batch 8 1.35x).
+NATIVE_LINEAR_MIN_BATCH = 4
+
+
+def _native_rows_linear(x: Tensor, linear: nn.Linear) -> Tensor:
+    """``linear(x)`` for one position per sequence through :func:`genforge.kernels.rows_linear`: the
+    same weight-streaming loop as ``_rows_linear``, plus prefetching of the next weight rows, which
+    inductor's loop lacks (the weights are cold at every step: ~42 MB for the nanoGPT-size model)."""
+    return kernels.rows_linear(x.reshape(-1, x.size(-1)), linear.weight, linear.bias).view(x.size(0), 1, -1)
+
+
 def attend_one_query(q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
     """Attention of one query per head (``q``: ``[B, nh, 1, hd]``) to ``keys``/``values``
     (``[B, nh, L, hd]``): softmax(q k^T / sqrt(hd)) v as two batched matrix products.
@@ -365,6 +381,7 @@ class GPT(nn.Module):
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
         self._compiled_step = None
         self._cpu_step = False  # compiled CPU decode step: _rows_linear, attend_filled_slots
+        self._native_linear = False  # ... with genforge.kernels.rows_linear for its linear layers
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -438,6 +455,7 @@ class GPT(nn.Module):
         """
         device, dtype = self.wte.weight.device, self.wte.weight.dtype
         self._cpu_step = device.type == "cpu"
+        self._native_linear = self._cpu_step and dtype == torch.float32 and kernels.has_rows_linear()
         try:
             compile_kwargs.setdefault("dynamic", False)
             step = torch.compile(self._decode_step, **compile_kwargs)
@@ -450,7 +468,7 @@ class GPT(nn.Module):
         except Exception as exc:  # noqa: BLE001 - any backend failure means "stay eager"
             warnings.warn(f"torch.compile of the decode step failed, using eager: {exc}", stacklevel=2)
             self._compiled_step = None
-            self._cpu_step = False
+            self._cpu_step = self._native_linear = False
             return False
         self._compiled_step = step
         return True
@@ -463,7 +481,10 @@ class GPT(nn.Module):
         The function ``compile_decode`` compiles; callers pass fresh, unsliced tensors so that no
         guard depends on the step. Returns logits ``[B, vocab]``.
         """
-        linear = _rows_linear if self._cpu_step else (lambda h, layer: layer(h))
+        if self._native_linear and idx.size(0) >= NATIVE_LINEAR_MIN_BATCH:
+            linear = _native_rows_linear
+        else:
+            linear = _rows_linear if self._cpu_step else (lambda h, layer: layer(h))
         x = self.wte(idx)
         if self.wpe is not None:
             x = x + self.wpe(pos_t)

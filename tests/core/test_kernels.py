@@ -96,3 +96,15 @@ def test_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("GENFORGE_NATIVE_KERNELS", "0")
     monkeypatch.setattr(kernels, "_load", lambda: pytest.fail("must not build when switched off"))
     assert kernels.available() is False
+
+
+@needs_kernels
+def test_rows_linear_equals_linear():
+    if not kernels.has_rows_linear():
+        pytest.skip("no AVX-512 build of genforge_cpu here: the decode step keeps inductor's loop")
+    torch.manual_seed(0)
+    for rows in (1, 3, 8, 11):  # 11: one block of eight, then three
+        for features, inputs in ((1152, 384), (65, 37), (3, 16)):  # odd feature counts, a 5-wide tail
+            x, w, b = torch.randn(rows, inputs), torch.randn(features, inputs), torch.randn(features)
+            torch.testing.assert_close(kernels.rows_linear(x, w, b), F.linear(x, w, b), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(kernels.rows_linear(x, w, None), F.linear(x, w), rtol=1e-4, atol=1e-4)

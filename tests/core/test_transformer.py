@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
+from genforge import kernels
 from genforge.errors import GenforgeError
 from genforge.models.transformer import (
     GPT,
@@ -69,13 +70,27 @@ def test_decode_step_matches_uncached_reference(cpu_step, batch):
     """The step function that ``compile_decode`` compiles (static shapes: the whole cache and a mask
     of filled slots), run eagerly, gives the tokens of the uncached path — as on a GPU, and in the
     form the compiled CPU step uses (multiply-and-sum linears, attention on the filled slots, from
-    batch 4 on through the compiled loops); the crop fallback past block_size (16) is covered too."""
+    batch 4 on through the compiled loops and, with an AVX-512 build, the native linear kernel); the
+    crop fallback past block_size (16) is covered too."""
     model = tiny_model(seed=4)
     prompt = torch.randint(0, TINY["vocab_size"], (batch, 4), generator=torch.Generator().manual_seed(2))
     expected = model.generate(prompt, 20, temperature=0.0, use_cache=False)
     model._cpu_step = cpu_step
+    model._native_linear = cpu_step and kernels.has_rows_linear()
     model._compiled_step = model._decode_step  # what torch.compile wraps, without compiling
     assert torch.equal(model.generate(prompt, 20, temperature=0.0), expected)
+
+
+def test_compiled_cpu_decode_step_with_native_linears_matches_uncached():
+    """The real compiled CPU step at batch 4 (inductor graph calling the native linear kernel through
+    its fake-tensor registration) gives the uncached tokens, for every step of one generation."""
+    if not kernels.has_rows_linear():
+        pytest.skip("no AVX-512 build of genforge_cpu here: the compiled step keeps inductor's loops")
+    model = tiny_model(seed=6)
+    prompt = torch.randint(0, TINY["vocab_size"], (4, 3), generator=torch.Generator().manual_seed(5))
+    expected = model.generate(prompt, 12, temperature=0.0, use_cache=False)
+    assert model.compile_decode(batch_sizes=(4,)) and model._native_linear
+    assert torch.equal(model.generate(prompt, 12, temperature=0.0), expected)
 
 
 def test_one_query_attention_loops_equal_batched_matmuls():
