@@ -88,6 +88,7 @@ def _load() -> None:
     torch.library.register_fake("genforge_cpu::rows_linear")(
         lambda x, weight, bias: x.new_empty(x.shape[0], weight.shape[0])
     )
+    torch.library.register_fake("genforge_cpu::attend_one_query")(lambda q, k, v, pos: q.new_empty(q.shape))
 
 
 def available() -> bool:
@@ -121,6 +122,13 @@ def rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     streaming each weight row once for all rows with the next rows prefetched. Needs
     :func:`has_rows_linear`; sums run in another order than BLAS's (float rounding only)."""
     return torch.ops.genforge_cpu.rows_linear(x, weight, bias)
+
+
+def attend_one_query(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v`` of one float32 query per head (``q`` [B, H, 1, D]) over the cache
+    slots ``0..pos`` of ``k``, ``v`` [B, H, L, D] (``pos``: a one-element integer tensor): a decode
+    step's attention in one call. Needs :func:`available`."""
+    return torch.ops.genforge_cpu.attend_one_query(q, k, v, pos)
 
 
 def winograd_weights(weight: torch.Tensor) -> torch.Tensor:

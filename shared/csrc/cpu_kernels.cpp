@@ -4,6 +4,10 @@
 #include <torch/library.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 namespace {
 
 // Winograd F(2x2, 3x3) input transform V = B^T d B of every 4x4 tile (stride 2) of a zero-padded
@@ -237,6 +241,63 @@ constexpr bool kRowsLinear = false;
 
 bool has_rows_linear() { return kRowsLinear; }
 
+// Attention of one new query per head to the filled slots 0..pos of a preallocated KV cache: q [B, H, 1, D],
+// k and v [B, H, L, D] (last dimension contiguous), pos a one-element integer tensor. The decode step's
+// attention: a few hundred dot products per head, where a Python op with two batched matmuls per layer
+// costs more in calls than in arithmetic.
+torch::Tensor attend_one_query(const torch::Tensor& q_in, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& pos) {
+  TORCH_CHECK(q_in.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q_in.size(2) == 1,
+              "attend_one_query: expected q [B, H, 1, D] and caches [B, H, L, D]");
+  TORCH_CHECK(q_in.scalar_type() == torch::kFloat && k.scalar_type() == torch::kFloat &&
+                  v.scalar_type() == torch::kFloat, "attend_one_query: expected float32");
+  TORCH_CHECK(k.sizes() == v.sizes() && k.size(0) == q_in.size(0) && k.size(1) == q_in.size(1) &&
+                  k.size(3) == q_in.size(3), "attend_one_query: q, k and v shapes disagree");
+  TORCH_CHECK(k.stride(3) == 1 && v.stride(3) == 1, "attend_one_query: caches need a contiguous last dimension");
+  const int64_t B = q_in.size(0), H = q_in.size(1), D = q_in.size(3);
+  const int64_t end = pos.item<int64_t>() + 1;
+  TORCH_CHECK(end >= 1 && end <= k.size(2), "attend_one_query: position outside the cache");
+  const auto q = q_in.contiguous();
+  auto out = torch::empty({B, H, 1, D}, q.options());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float* Q = q.data_ptr<float>();
+  const float* K = k.data_ptr<float>();
+  const float* V = v.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t stop) {
+    std::vector<float> p(end);
+    for (int64_t bh = begin; bh < stop; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const float* qv = Q + bh * D;
+      const float* kb = K + b * k.stride(0) + h * k.stride(1);
+      const float* vb = V + b * v.stride(0) + h * v.stride(1);
+      float best = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s < end; ++s) {
+        const float* ks = kb + s * k.stride(2);
+        float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < D; ++d) dot += qv[d] * ks[d];
+        p[s] = dot * scale;
+        best = std::max(best, p[s]);
+      }
+      float total = 0.f;
+      for (int64_t s = 0; s < end; ++s) {
+        p[s] = std::exp(p[s] - best);
+        total += p[s];
+      }
+      float* o = O + bh * D;
+      std::fill(o, o + D, 0.f);
+      for (int64_t s = 0; s < end; ++s) {
+        const float* vs = vb + s * v.stride(2);
+        const float w = p[s] / total;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] += w * vs[d];
+      }
+    }
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(genforge_cpu, m) {
@@ -244,12 +305,14 @@ TORCH_LIBRARY(genforge_cpu, m) {
   m.def("winograd_output(Tensor m, Tensor? bias, Tensor? residual, int n, int h, int w) -> Tensor");
   m.def("rows_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("has_rows_linear() -> bool");
+  m.def("attend_one_query(Tensor q, Tensor k, Tensor v, Tensor pos) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(genforge_cpu, CPU, m) {
   m.impl("winograd_input", &winograd_input);
   m.impl("winograd_output", &winograd_output);
   m.impl("rows_linear", &rows_linear);
+  m.impl("attend_one_query", &attend_one_query);
 }
 
 TORCH_LIBRARY_IMPL(genforge_cpu, CompositeExplicitAutograd, m) {

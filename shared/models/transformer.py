@@ -27,9 +27,11 @@ One readable file, in the spirit of nanoGPT's ``model.py``:
   sgemm and oneDNN's prepacked linear measured slower inside the step); from
   ``NATIVE_LINEAR_MIN_BATCH`` sequences on, the same loop runs in :mod:`genforge.kernels` with the
   next weight rows prefetched (inductor's loop does not prefetch). Attention of the one new
-  query runs on the filled cache slots only: two batched matmuls (``attend_one_query``, also the
-  eager cached path) for a few sequences, inductor-generated loops over all heads from
-  ``LOOP_ATTENTION_MIN_BATCH`` on. If compilation fails the eager step is used.
+  query runs on the filled cache slots only, in one native call for all heads
+  (:func:`genforge.kernels.attend_one_query`); without the native kernels, two batched matmuls
+  (``attend_one_query``, also the eager cached path) for a few sequences and inductor-generated
+  loops over all heads from ``LOOP_ATTENTION_MIN_BATCH`` on. If compilation fails the eager step
+  is used.
 
 The logit filters (``top_k_filter``, ``top_p_filter``, ``apply_repetition_penalty``) are plain
 functions so they can be tested, and reused, on their own.
@@ -382,6 +384,7 @@ class GPT(nn.Module):
         self._compiled_step = None
         self._cpu_step = False  # compiled CPU decode step: _rows_linear, attend_filled_slots
         self._native_linear = False  # ... with genforge.kernels.rows_linear for its linear layers
+        self._native_attention = False  # ... and genforge.kernels.attend_one_query for attention
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -456,6 +459,7 @@ class GPT(nn.Module):
         device, dtype = self.wte.weight.device, self.wte.weight.dtype
         self._cpu_step = device.type == "cpu"
         self._native_linear = self._cpu_step and dtype == torch.float32 and kernels.has_rows_linear()
+        self._native_attention = self._cpu_step and dtype == torch.float32 and kernels.available()
         try:
             compile_kwargs.setdefault("dynamic", False)
             step = torch.compile(self._decode_step, **compile_kwargs)
@@ -468,7 +472,7 @@ class GPT(nn.Module):
         except Exception as exc:  # noqa: BLE001 - any backend failure means "stay eager"
             warnings.warn(f"torch.compile of the decode step failed, using eager: {exc}", stacklevel=2)
             self._compiled_step = None
-            self._cpu_step = self._native_linear = False
+            self._cpu_step = self._native_linear = self._native_attention = False
             return False
         self._compiled_step = step
         return True
@@ -499,7 +503,9 @@ class GPT(nn.Module):
                 q, k = apply_rope(q, *rope), apply_rope(k, *rope)
             cache.k[i][:, :, pos_t] = k  # index_put_: an in-place scatter once compiled
             cache.v[i][:, :, pos_t] = v
-            if self._cpu_step:
+            if self._native_attention:
+                y = kernels.attend_one_query(q, cache.k[i], cache.v[i], pos_t)
+            elif self._cpu_step:
                 y = attend_filled_slots(q, cache.k[i], cache.v[i], pos_t)
             else:
                 y = F.scaled_dot_product_attention(q, cache.k[i], cache.v[i], attn_mask=visible)

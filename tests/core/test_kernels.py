@@ -108,3 +108,19 @@ def test_rows_linear_equals_linear():
             x, w, b = torch.randn(rows, inputs), torch.randn(features, inputs), torch.randn(features)
             torch.testing.assert_close(kernels.rows_linear(x, w, b), F.linear(x, w, b), rtol=1e-4, atol=1e-4)
             torch.testing.assert_close(kernels.rows_linear(x, w, None), F.linear(x, w), rtol=1e-4, atol=1e-4)
+
+
+@needs_kernels
+def test_one_query_attention_equals_the_matmul_form():
+    from genforge.models.transformer import attend_one_query
+
+    torch.manual_seed(0)
+    qkv = torch.randn(3, 1, 3, 2, 8)  # a strided q, as the decode step makes it
+    q = qkv.permute(2, 0, 3, 1, 4)[0]
+    k, v = torch.randn(3, 2, 12, 8), torch.randn(3, 2, 12, 8)
+    for filled in (1, 5, 12):
+        expected = attend_one_query(q, k[:, :, :filled], v[:, :, :filled])
+        out = kernels.attend_one_query(q, k, v, torch.tensor([filled - 1]))
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="position outside the cache"):
+        kernels.attend_one_query(q, k, v, torch.tensor([12]))

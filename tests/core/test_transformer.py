@@ -77,19 +77,20 @@ def test_decode_step_matches_uncached_reference(cpu_step, batch):
     expected = model.generate(prompt, 20, temperature=0.0, use_cache=False)
     model._cpu_step = cpu_step
     model._native_linear = cpu_step and kernels.has_rows_linear()
+    model._native_attention = cpu_step and kernels.available()
     model._compiled_step = model._decode_step  # what torch.compile wraps, without compiling
     assert torch.equal(model.generate(prompt, 20, temperature=0.0), expected)
 
 
 def test_compiled_cpu_decode_step_with_native_linears_matches_uncached():
-    """The real compiled CPU step at batch 4 (inductor graph calling the native linear kernel through
-    its fake-tensor registration) gives the uncached tokens, for every step of one generation."""
+    """The real compiled CPU step at batch 4 (an inductor graph calling the native linear and attention
+    kernels through their fake-tensor registrations) gives the uncached tokens at every step."""
     if not kernels.has_rows_linear():
         pytest.skip("no AVX-512 build of genforge_cpu here: the compiled step keeps inductor's loops")
     model = tiny_model(seed=6)
     prompt = torch.randint(0, TINY["vocab_size"], (4, 3), generator=torch.Generator().manual_seed(5))
     expected = model.generate(prompt, 12, temperature=0.0, use_cache=False)
-    assert model.compile_decode(batch_sizes=(4,)) and model._native_linear
+    assert model.compile_decode(batch_sizes=(4,)) and model._native_linear and model._native_attention
     assert torch.equal(model.generate(prompt, 12, temperature=0.0), expected)
 
 
