@@ -111,6 +111,10 @@ def check_equivalence(
         a, b = ours.unet(x, t), theirs(x, t).sample
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     forward_err = (a - b).abs().max().item()
+    with torch.inference_mode():  # one image: the single-image convolution paths (Winograd, oneDNN)
+        a1, b1 = ours.unet(x[:1], t[:1]), theirs(x[:1], t[:1]).sample
+    torch.testing.assert_close(a1, b1, rtol=1e-4, atol=1e-4)
+    forward_b1_err = (a1 - b1).abs().max().item()
 
     sched = ours.make_scheduler("ddim")
     sched.set_timesteps(steps)
@@ -133,6 +137,7 @@ def check_equivalence(
     torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4)
     checks = {
         "unet_forward_max_abs_diff": forward_err,
+        "unet_forward_b1_max_abs_diff": forward_b1_err,
         "ddim_step_max_abs_diff": step_err,
         "sample_5_steps_max_abs_diff": sample_err,
     }

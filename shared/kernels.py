@@ -1,9 +1,14 @@
 """Native CPU kernels for the few places where ATen has no fast path (``csrc/cpu_kernels.cpp``).
 
-Why: a single-image 3x3 convolution already runs at the core's FMA rate in oneDNN, so the only way to
-make it faster is to do fewer multiply-adds. Winograd's F(2x2, 3x3) algorithm does 2.25x fewer; its
-products are one batched GEMM (MKL), and its tile transforms, which are cheap loops in C++ but a dozen
-memory passes as PyTorch ops, live here. Measured per shape in docs/results/core.md.
+Why, measured in docs/results/core.md:
+- A single-image 3x3 convolution already runs at the core's FMA rate in oneDNN, so the only way to
+  make it faster is fewer multiply-adds. Winograd's F(2x2, 3x3) does 2.25x fewer; its products are
+  one batched GEMM (MKL), its tile transforms (cheap loops in C++, a dozen memory passes as PyTorch
+  ops) live here.
+- A GPT decode step multiplies a few rows by weights that are cold at every step (they do not fit
+  in L3): ``rows_linear`` streams each weight row once for all rows and prefetches the next rows,
+  which neither MKL's small-M GEMM nor inductor's generated loop does. ``attend_one_query`` attends
+  one new query per head over the filled cache slots in one call instead of a dozen small ops.
 
 The kernels are compiled once per machine on first use (``torch.utils.cpp_extension``, ``-O3
 -march=native``, ~30 s) into ``~/.cache/genforge/kernels/`` (or ``$GENFORGE_KERNEL_CACHE``) and
@@ -19,6 +24,7 @@ import os
 import platform
 import shutil
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -28,6 +34,7 @@ SOURCE = Path(__file__).with_name("csrc") / "cpu_kernels.cpp"
 FLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
 
 _state: dict[str, bool] = {}
+_lock = threading.Lock()  # one build and one registration per process, even from several threads
 
 # Winograd F(2x2, 3x3) weight transform G g G^T (Lavin & Gray, 2016).
 _G = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -93,7 +100,11 @@ def _load() -> None:
 
 def available() -> bool:
     """True when ``torch.ops.genforge_cpu`` is loaded (building it on the first call)."""
-    if "ok" not in _state:
+    if "ok" in _state:
+        return _state["ok"]
+    with _lock:
+        if "ok" in _state:
+            return _state["ok"]
         if os.environ.get("GENFORGE_NATIVE_KERNELS", "1") == "0":
             _state["ok"] = False
             return False

@@ -190,6 +190,9 @@ def test_unet_matches_diffusers_unet2dmodel_with_the_same_weights() -> None:
         torch.testing.assert_close(ours(x, 321, class_labels=labels), expected, rtol=1e-4, atol=1e-5)
         cl = x.contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(ours(cl, 321, class_labels=labels), expected, rtol=1e-4, atol=1e-5)
+        for one in (x[1:2], cl[1:2]):  # one image: the single-image convolution paths (Winograd, oneDNN)
+            out = ours(one, 321, class_labels=labels[1:2])
+            torch.testing.assert_close(out, expected[1:2], rtol=1e-4, atol=1e-5)
 
 
 def test_registry_and_config_round_trip() -> None:
