@@ -10,8 +10,61 @@
 
 namespace {
 
-// Winograd F(2x2, 3x3) input transform V = B^T d B of every 4x4 tile (stride 2) of a zero-padded
-// (padding 1) image: x [N, C, H, W] -> V [16, C, N * th * tw], th = ceil(H / 2), tw = ceil(W / 2).
+// Winograd F(2x2, 3x3) input transform V = B^T d B of every 4x4 tile (stride 2) of one zero-padded
+// (padding 1) image channel. TW > 0 is the number of tiles per row known at compile time (W == 2 * TW):
+// small images (8x8, 16x16) have tile rows of 4-8 tiles, where loop overhead, not arithmetic, is the
+// cost, and fixed trip counts let the compiler unroll it away. TW == 0 handles any size.
+template <int64_t TW>
+void winograd_input_channel(const float* img, int64_t H, int64_t W_rt, int64_t tw_rt, int64_t th, float* ev,
+                            float* od, float* __restrict te, float* __restrict to, float* o_first, int64_t plane) {
+  const int64_t tw = TW > 0 ? TW : tw_rt, W = TW > 0 ? 2 * TW : W_rt, hw = tw + 1;
+  // The padded image split into even and odd columns, so that every loop below reads and writes
+  // contiguously: ev[y][q] = image[y - 1][2q - 1], od[y][q] = image[y - 1][2q] (zero outside; the
+  // caller's buffers start zeroed and only these positions are ever written).
+  for (int64_t y = 0; y < H; ++y) {
+    const float* __restrict src = img + y * W;
+    float* __restrict e = ev + (y + 1) * hw;
+    float* __restrict d = od + (y + 1) * hw;
+    for (int64_t q = 0; q < W / 2; ++q) {
+      d[q] = src[2 * q];
+      e[q + 1] = src[2 * q + 1];
+    }
+    if (W % 2) d[W / 2] = src[W - 1];
+  }
+  for (int64_t i = 0; i < th; ++i) {
+    const float* __restrict e0 = ev + 2 * i * hw;
+    const float* __restrict e1 = e0 + hw;
+    const float* __restrict e2 = e1 + hw;
+    const float* __restrict e3 = e2 + hw;
+    const float* __restrict d0 = od + 2 * i * hw;
+    const float* __restrict d1 = d0 + hw;
+    const float* __restrict d2 = d1 + hw;
+    const float* __restrict d3 = d2 + hw;
+#pragma omp simd
+    for (int64_t q = 0; q < hw; ++q) {
+      te[q] = e0[q] - e2[q]; te[hw + q] = e1[q] + e2[q]; te[2 * hw + q] = e2[q] - e1[q]; te[3 * hw + q] = e1[q] - e3[q];
+      to[q] = d0[q] - d2[q]; to[hw + q] = d1[q] + d2[q]; to[2 * hw + q] = d2[q] - d1[q]; to[3 * hw + q] = d1[q] - d3[q];
+    }
+    float* o = o_first + i * tw;
+    for (int r = 0; r < 4; ++r) {
+      const float* __restrict a = te + r * hw;
+      const float* __restrict b = to + r * hw;
+      float* __restrict o0 = o + (4 * r) * plane;
+      float* __restrict o1 = o0 + plane;
+      float* __restrict o2 = o1 + plane;
+      float* __restrict o3 = o2 + plane;
+#pragma omp simd
+      for (int64_t j = 0; j < tw; ++j) {
+        o0[j] = a[j] - a[j + 1];
+        o1[j] = b[j] + a[j + 1];
+        o2[j] = a[j + 1] - b[j];
+        o3[j] = b[j] - b[j + 1];
+      }
+    }
+  }
+}
+
+// x [N, C, H, W] -> V [16, C, N * th * tw], th = ceil(H / 2), tw = ceil(W / 2).
 torch::Tensor winograd_input(const torch::Tensor& x_in) {
   TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == torch::kFloat && x_in.device().is_cpu(),
               "winograd_input: expected a float32 CPU tensor [N, C, H, W]");
@@ -21,66 +74,69 @@ torch::Tensor winograd_input(const torch::Tensor& x_in) {
   auto V = torch::empty({16, C, T}, x.options());
   const float* X = x.data_ptr<float>();
   float* out = V.data_ptr<float>();
+  const int64_t fixed = W == 2 * tw ? tw : 0;
   at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-    // The zero-padded image split into even and odd columns, so that every loop below reads and writes
-    // contiguously: ev[y][q] = image[y - 1][2q - 1], od[y][q] = image[y - 1][2q] (zero outside).
     const int64_t hw = tw + 1, rows = 2 * th + 2;
     std::vector<float> buf(2 * rows * hw + 8 * hw, 0.f);
     float* ev = buf.data();
     float* od = ev + rows * hw;
-    float* __restrict te = od + rows * hw;  // row-transformed even columns of one tile row, 4 x hw
-    float* __restrict to = te + 4 * hw;     // row-transformed odd columns, 4 x hw
+    float* te = od + rows * hw;  // row-transformed even columns of one tile row, 4 x hw
+    float* to = te + 4 * hw;     // row-transformed odd columns, 4 x hw
     for (int64_t nc = begin; nc < end; ++nc) {
       const int64_t n = nc / C, c = nc % C;
       const float* img = X + nc * H * W;
-      for (int64_t y = 0; y < H; ++y) {
-        const float* src = img + y * W;
-        float* e = ev + (y + 1) * hw;
-        float* d = od + (y + 1) * hw;
-        for (int64_t q = 0; q < W / 2; ++q) {
-          d[q] = src[2 * q];
-          e[q + 1] = src[2 * q + 1];
-        }
-        if (W % 2) d[W / 2] = src[W - 1];
-      }
-      for (int64_t i = 0; i < th; ++i) {
-        const float* __restrict e0 = ev + 2 * i * hw;
-        const float* __restrict e1 = e0 + hw;
-        const float* __restrict e2 = e1 + hw;
-        const float* __restrict e3 = e2 + hw;
-        const float* __restrict d0 = od + 2 * i * hw;
-        const float* __restrict d1 = d0 + hw;
-        const float* __restrict d2 = d1 + hw;
-        const float* __restrict d3 = d2 + hw;
-#pragma omp simd
-        for (int64_t q = 0; q < hw; ++q) {
-          te[q] = e0[q] - e2[q]; te[hw + q] = e1[q] + e2[q]; te[2 * hw + q] = e2[q] - e1[q]; te[3 * hw + q] = e1[q] - e3[q];
-          to[q] = d0[q] - d2[q]; to[hw + q] = d1[q] + d2[q]; to[2 * hw + q] = d2[q] - d1[q]; to[3 * hw + q] = d1[q] - d3[q];
-        }
-        float* o = out + c * T + n * th * tw + i * tw;
-        for (int r = 0; r < 4; ++r) {
-          const float* __restrict a = te + r * hw;
-          const float* __restrict b = to + r * hw;
-          float* __restrict o0 = o + (4 * r) * plane;
-          float* __restrict o1 = o0 + plane;
-          float* __restrict o2 = o1 + plane;
-          float* __restrict o3 = o2 + plane;
-#pragma omp simd
-          for (int64_t j = 0; j < tw; ++j) {
-            o0[j] = a[j] - a[j + 1];
-            o1[j] = b[j] + a[j + 1];
-            o2[j] = a[j + 1] - b[j];
-            o3[j] = b[j] - b[j + 1];
-          }
-        }
+      float* o = out + c * T + n * th * tw;
+      switch (fixed) {
+        case 4: winograd_input_channel<4>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
+        case 8: winograd_input_channel<8>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
+        case 16: winograd_input_channel<16>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
+        default: winograd_input_channel<0>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
       }
     }
   });
   return V;
 }
 
-// Winograd F(2x2, 3x3) output transform Y = A^T m A of every tile, plus bias (and an optional residual
-// added after it): M [16, O, N * th * tw] -> Y [N, O, H, W].
+// Winograd F(2x2, 3x3) output transform Y = A^T m A of one output channel's tiles, plus bias and an
+// optional residual. TW as in winograd_input_channel.
+template <int64_t TW>
+void winograd_output_channel(const float* mm_first, int64_t plane, int64_t th, int64_t tw_rt, int64_t H,
+                             int64_t W_rt, float beta, const float* add_first, float* dst_first,
+                             float* __restrict top, float* __restrict bot) {
+  const int64_t tw = TW > 0 ? TW : tw_rt, W = TW > 0 ? 2 * TW : W_rt;
+  for (int64_t i = 0; i < th; ++i) {
+    const float* mm = mm_first + i * tw;
+#pragma omp simd
+    for (int64_t j = 0; j < tw; ++j) {
+      float s[2][4];
+      for (int k = 0; k < 4; ++k) {
+        const float a0 = mm[(0 + k) * plane + j], a1 = mm[(4 + k) * plane + j];
+        const float a2 = mm[(8 + k) * plane + j], a3 = mm[(12 + k) * plane + j];
+        s[0][k] = a0 + a1 + a2;
+        s[1][k] = a1 - a2 - a3;
+      }
+      top[2 * j] = s[0][0] + s[0][1] + s[0][2] + beta;
+      top[2 * j + 1] = s[0][1] - s[0][2] - s[0][3] + beta;
+      bot[2 * j] = s[1][0] + s[1][1] + s[1][2] + beta;
+      bot[2 * j + 1] = s[1][1] - s[1][2] - s[1][3] + beta;
+    }
+    for (int r = 0; r < 2; ++r) {
+      const int64_t yy = 2 * i + r;
+      if (yy >= H) break;
+      float* __restrict dst = dst_first + yy * W;
+      const float* __restrict src = r == 0 ? top : bot;
+      if (add_first) {
+        const float* __restrict add = add_first + yy * W;
+#pragma omp simd
+        for (int64_t xx = 0; xx < W; ++xx) dst[xx] = src[xx] + add[xx];
+      } else {
+        std::copy(src, src + W, dst);
+      }
+    }
+  }
+}
+
+// M [16, O, N * th * tw] -> Y [N, O, H, W] (+ bias, + residual).
 torch::Tensor winograd_output(const torch::Tensor& M_in, const c10::optional<torch::Tensor>& bias,
                               const c10::optional<torch::Tensor>& residual, int64_t N, int64_t H, int64_t W) {
   TORCH_CHECK(M_in.dim() == 3 && M_in.size(0) == 16 && M_in.scalar_type() == torch::kFloat,
@@ -99,41 +155,22 @@ torch::Tensor winograd_output(const torch::Tensor& M_in, const c10::optional<tor
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* rp = res.defined() ? res.data_ptr<float>() : nullptr;
   float* y = Y.data_ptr<float>();
+  const int64_t fixed = W == 2 * tw ? tw : 0;
   at::parallel_for(0, N * O, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> pair(2 * (2 * tw));
+    float* top = pair.data();
+    float* bot = top + 2 * tw;
     for (int64_t no = begin; no < end; ++no) {
       const int64_t n = no / O, o = no % O;
       const float beta = bp ? bp[o] : 0.f;
-      for (int64_t i = 0; i < th; ++i) {
-        const float* mm = m + o * T + n * th * tw + i * tw;
-        float* top = pair.data();
-        float* bot = top + 2 * tw;
-#pragma GCC ivdep
-        for (int64_t j = 0; j < tw; ++j) {
-          float s[2][4];
-          for (int k = 0; k < 4; ++k) {
-            const float a0 = mm[(0 + k) * plane + j], a1 = mm[(4 + k) * plane + j];
-            const float a2 = mm[(8 + k) * plane + j], a3 = mm[(12 + k) * plane + j];
-            s[0][k] = a0 + a1 + a2;
-            s[1][k] = a1 - a2 - a3;
-          }
-          top[2 * j] = s[0][0] + s[0][1] + s[0][2] + beta;
-          top[2 * j + 1] = s[0][1] - s[0][2] - s[0][3] + beta;
-          bot[2 * j] = s[1][0] + s[1][1] + s[1][2] + beta;
-          bot[2 * j + 1] = s[1][1] - s[1][2] - s[1][3] + beta;
-        }
-        for (int r = 0; r < 2; ++r) {
-          const int64_t yy = 2 * i + r;
-          if (yy >= H) break;
-          float* dst = y + (no * H + yy) * W;
-          const float* src = r == 0 ? top : bot;
-          if (rp) {
-            const float* add = rp + (no * H + yy) * W;
-            for (int64_t xx = 0; xx < W; ++xx) dst[xx] = src[xx] + add[xx];
-          } else {
-            std::copy(src, src + W, dst);
-          }
-        }
+      const float* mm = m + o * T + n * th * tw;
+      const float* add = rp ? rp + no * H * W : nullptr;
+      float* dst = y + no * H * W;
+      switch (fixed) {
+        case 4: winograd_output_channel<4>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
+        case 8: winograd_output_channel<8>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
+        case 16: winograd_output_channel<16>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
+        default: winograd_output_channel<0>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
       }
     }
   });
