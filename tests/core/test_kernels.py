@@ -30,7 +30,13 @@ def test_kernels_build_where_a_compiler_is():
 @needs_kernels
 @pytest.mark.parametrize(
     ("shape", "out_channels", "with_bias", "with_residual"),
-    [((1, 8, 7, 9), 5, True, False), ((2, 16, 8, 8), 12, False, True), ((1, 3, 1, 2), 4, True, True)],
+    [
+        ((1, 8, 7, 9), 5, True, False),  # odd sizes: the generic loops
+        ((2, 16, 8, 8), 12, False, True),  # 4, 8 and 16 tiles a row: the fixed-width loops
+        ((1, 4, 16, 16), 6, True, True),
+        ((1, 4, 32, 32), 6, True, False),
+        ((1, 3, 1, 2), 4, True, True),
+    ],
 )
 def test_winograd_equals_conv2d(shape, out_channels, with_bias, with_residual):
     torch.manual_seed(0)
