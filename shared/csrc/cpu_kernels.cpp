@@ -6,9 +6,22 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
+
+// Calls f with std::integral_constant<int64_t, TW>: TW = the tile-row width when it is one of those compiled
+// with fixed trip counts (``fixed`` = 4, 8 or 16 tiles), else 0 (the generic loops).
+template <typename F>
+void with_tile_width(int64_t fixed, F&& f) {
+  switch (fixed) {
+    case 4: f(std::integral_constant<int64_t, 4>{}); break;
+    case 8: f(std::integral_constant<int64_t, 8>{}); break;
+    case 16: f(std::integral_constant<int64_t, 16>{}); break;
+    default: f(std::integral_constant<int64_t, 0>{}); break;
+  }
+}
 
 // Winograd F(2x2, 3x3) input transform V = B^T d B of every 4x4 tile (stride 2) of one zero-padded
 // (padding 1) image channel. TW > 0 is the number of tiles per row known at compile time (W == 2 * TW):
@@ -86,12 +99,9 @@ torch::Tensor winograd_input(const torch::Tensor& x_in) {
       const int64_t n = nc / C, c = nc % C;
       const float* img = X + nc * H * W;
       float* o = out + c * T + n * th * tw;
-      switch (fixed) {
-        case 4: winograd_input_channel<4>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
-        case 8: winograd_input_channel<8>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
-        case 16: winograd_input_channel<16>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
-        default: winograd_input_channel<0>(img, H, W, tw, th, ev, od, te, to, o, plane); break;
-      }
+      with_tile_width(fixed, [&](auto width) {
+        winograd_input_channel<decltype(width)::value>(img, H, W, tw, th, ev, od, te, to, o, plane);
+      });
     }
   });
   return V;
@@ -166,12 +176,9 @@ torch::Tensor winograd_output(const torch::Tensor& M_in, const c10::optional<tor
       const float* mm = m + o * T + n * th * tw;
       const float* add = rp ? rp + no * H * W : nullptr;
       float* dst = y + no * H * W;
-      switch (fixed) {
-        case 4: winograd_output_channel<4>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
-        case 8: winograd_output_channel<8>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
-        case 16: winograd_output_channel<16>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
-        default: winograd_output_channel<0>(mm, plane, th, tw, H, W, beta, add, dst, top, bot); break;
-      }
+      with_tile_width(fixed, [&](auto width) {
+        winograd_output_channel<decltype(width)::value>(mm, plane, th, tw, H, W, beta, add, dst, top, bot);
+      });
     }
   });
   return Y;
