@@ -252,7 +252,7 @@ def _rows_linear(x: Tensor, linear: nn.Linear) -> Tensor:
 
 # From this many sequences on, the compiled CPU step's linear layers run in the native kernel; for
 # fewer, inductor's fused loop (LayerNorm, linear and GELU in one kernel) wins over separate calls
-# (step A/B in docs/results/core.md, generation round 5: batch 1 0.84x, batch 4 1.20x, batch 8 1.35x).
+# (step A/B in docs/results/core.md, generation round 5: batch 1 0.88x, 2 0.97x, 4 1.24x, 8 1.35x).
 NATIVE_LINEAR_MIN_BATCH = 4
 
 
