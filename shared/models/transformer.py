@@ -481,7 +481,7 @@ class GPT(nn.Module):
 
     def _native_eager_step(self) -> bool:
         """Whether uncompiled CPU float32 decoding runs ``_decode_step`` with the native kernels
-        (:mod:`genforge.kernels`) instead of the module's forward: the same tokens, ~1.5x faster
+        (:mod:`genforge.kernels`) instead of the module's forward: the same tokens, ~1.7x faster
         (docs/results/core.md, generation round 5)."""
         weight = self.wte.weight
         if weight.device.type != "cpu" or weight.dtype != torch.float32 or not kernels.available():
@@ -506,7 +506,8 @@ class GPT(nn.Module):
         if self.wpe is not None:
             x = x + self.wpe(pos_t)
         rope = (self.rope_cos[pos_t], self.rope_sin[pos_t]) if self.config.rope else None  # [1, hd/2]
-        visible = (cache.slots <= pos_t)[None]  # [1, max_len]: filled slots, this one included
+        masked = not (self._native_attention or self._cpu_step)  # the GPU form: SDPA over the whole cache
+        visible = (cache.slots <= pos_t)[None] if masked else None  # [1, max_len]: filled slots, this one too
         B, nh, hd = idx.size(0), self.config.n_head, self.config.n_embd // self.config.n_head
         for i, block in enumerate(self.blocks):
             attn, mlp = block.attn, block.mlp
