@@ -254,6 +254,10 @@ def _rows_linear(x: Tensor, linear: nn.Linear) -> Tensor:
 # fewer, inductor's fused loop (LayerNorm, linear and GELU in one kernel) wins over separate calls
 # (step A/B in docs/results/core.md, generation round 5: batch 1 0.88x, 2 0.97x, 4 1.24x, 8 1.35x).
 NATIVE_LINEAR_MIN_BATCH = 4
+# Up to this many sequences: above it the kernel streams the weights once per eight rows, and MKL's
+# GEMM, now large enough to run near the FMA rate, catches up (one layer's linears, cold weights:
+# MKL / native 1.99 at 8 rows, 1.16 at 32, 0.96 at 64).
+NATIVE_LINEAR_MAX_BATCH = 32
 
 
 def _native_rows_linear(x: Tensor, linear: nn.Linear) -> Tensor:
@@ -497,8 +501,12 @@ class GPT(nn.Module):
         The function ``compile_decode`` compiles; callers pass fresh, unsliced tensors so that no
         guard depends on the step. Returns logits ``[B, vocab]``.
         """
-        compiled = torch.compiler.is_compiling()  # eagerly there is no fused loop to lose at small batches
-        if self._native_linear and (idx.size(0) >= NATIVE_LINEAR_MIN_BATCH or not compiled):
+        batch, compiled = idx.size(0), torch.compiler.is_compiling()  # eagerly no fused loop to lose
+        if (
+            self._native_linear
+            and batch <= NATIVE_LINEAR_MAX_BATCH
+            and (batch >= NATIVE_LINEAR_MIN_BATCH or not compiled)
+        ):
             linear = _native_rows_linear
         else:
             linear = _rows_linear if self._cpu_step else (lambda h, layer: layer(h))
