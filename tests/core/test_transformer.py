@@ -64,6 +64,26 @@ def test_cached_and_uncached_greedy_decoding_match(batch):
     assert len(set(cached[0, 5:].tolist())) > 1  # not a degenerate constant sequence
 
 
+def test_uncompiled_cpu_decoding_uses_the_native_kernels_within_their_batch_limit(monkeypatch):
+    """Uncompiled CPU decoding runs the step with the native kernels; above ``NATIVE_LINEAR_MAX_BATCH``
+    sequences its linears go back to ``F.linear``; the tokens are the uncached path's either way."""
+    import genforge.models.transformer as transformer
+
+    if not kernels.has_rows_linear():
+        pytest.skip("no AVX-512 build of genforge_cpu here: uncompiled decoding keeps F.linear")
+    calls = []
+    native = kernels.rows_linear
+    monkeypatch.setattr(kernels, "rows_linear", lambda x, w, b: calls.append(x.shape[0]) or native(x, w, b))
+    model = tiny_model(seed=7)
+    for batch, limit in ((3, 32), (3, 2)):
+        monkeypatch.setattr(transformer, "NATIVE_LINEAR_MAX_BATCH", limit)
+        calls.clear()
+        prompt = torch.randint(0, TINY["vocab_size"], (batch, 4), generator=torch.Generator().manual_seed(8))
+        expected = model.generate(prompt, 10, temperature=0.0, use_cache=False)
+        assert torch.equal(model.generate(prompt, 10, temperature=0.0), expected)
+        assert (set(calls) == {batch}) if limit >= batch else not calls
+
+
 @pytest.mark.parametrize("cpu_step", [False, True])
 @pytest.mark.parametrize("batch", [1, 2, 4])
 def test_decode_step_matches_uncached_reference(cpu_step, batch):
