@@ -11,7 +11,7 @@ One readable file, in the spirit of nanoGPT's ``model.py``:
   whole generation (``KVCache``); each step writes one position in place, so nothing is concatenated
   or re-allocated per token. ``temperature == 0`` means greedy decoding. On a CPU, in float32, with
   :mod:`genforge.kernels` available, uncompiled decoding runs the single-token step below eagerly with
-  the native linear and attention kernels (~1.9x HF ``generate`` at batch 1 and 8).
+  the native linear and attention kernels (1.8-1.9x HF ``generate`` at batch 1 and 8).
 - Positions: learned absolute embeddings by default; ``GPTConfig(position="rope")`` uses rotary
   embeddings (Su et al. 2021) on queries and keys instead, so attention depends on relative offsets
   (the core analogue of the Music Transformer's relative attention); ``"learned+rope"`` uses both.
